@@ -1,0 +1,54 @@
+"""One settings object for every process, read from the environment (12-factor)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Environment variables with documented defaults; see README "Configuration"."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///syncguard.sqlite3",
+        description="SQLAlchemy URL; SQLite is the one-machine default, PostgreSQL the production database.",
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding the value locks.")
+    celery_broker_url: str | None = Field(
+        None, description="Celery broker; defaults to REDIS_URL so one Redis is enough to try it out."
+    )
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "syncguard@localhost"
+
+    max_proxy_addresses: int = Field(300, ge=1, description="More proxy addresses than this is LargeObject.")
+    lock_ttl_ms: int = Field(30_000, ge=100, description="A lock outliving a crashed worker expires after this.")
+    lock_wait_s: float = Field(
+        5.0, ge=0, description="How long an export spins for busy locks before handing back to Celery."
+    )
+    task_time_limit_s: int = Field(120, ge=1)
+    export_retry_limit: int = Field(50, ge=0, description="Celery retries for lock contention or races.")
+    worker_prefetch_multiplier: int = Field(1, ge=1)
+    fast_release: bool = Field(True, description="Release waiters right after a freeing export commits.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _use_psycopg3(cls, url: str) -> str:
+        """Plain postgresql:// URLs mean psycopg 3, the driver we ship."""
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix):]
+        return url
+
+    @property
+    def broker_url(self) -> str:
+        return self.celery_broker_url or self.redis_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -26,8 +26,8 @@ from shared.models import DirectoryObject, ProvisioningError, Tenant, utcnow
 from shared.schemas import ErrorCode, Export, ExportRejected, parse_export
 from shared.settings import Settings
 from shared.store import (
+    desired_state_of,
     features_of,
-    find_tenant,
     held_keys_by_anchor,
     holders_of,
     keys_with_waiters,
@@ -36,8 +36,8 @@ from shared.store import (
     mark_deleted,
     new_object,
     write_plan,
-    desired_state_of,
 )
+from shared.tenants import find as find_tenant
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class _Refused(Exception):
 @dataclass(frozen=True, slots=True)
 class Outcome:
     status: Status
+    tenant: str | None = None
     object_id: str | None = None
     error_code: str | None = None
     message: str | None = None
@@ -72,7 +73,7 @@ class Outcome:
 
 def _failed(session: Session, rejected: ExportRejected) -> Outcome:
     record_failure(session, rejected)
-    return Outcome("failed", error_code=rejected.code.value, message=rejected.message)
+    return Outcome("failed", rejected.tenant, error_code=rejected.code.value, message=rejected.message)
 
 
 class ExportApplier:
@@ -138,7 +139,7 @@ class ExportApplier:
     ) -> Outcome:
         obj = lock_object_row(session, tenant.id, export.source_anchor)
         if obj is not None and obj.last_sequence >= export.sequence:
-            return Outcome("skipped", object_id=obj.object_id)
+            return Outcome("skipped", tenant.name, obj.object_id)
         if obj is not None and not obj.deleted and obj.object_class != export.object_class.value:
             raise _Refused(_class_change(export, obj))
         now = utcnow()
@@ -153,7 +154,7 @@ class ExportApplier:
             mark_deleted(session, obj, export.sequence, now)
             clear_failures(session, tenant.name, export.source_anchor)
             waiting = keys_with_waiters(session, tenant.id, plan.release)
-            return Outcome("applied", object_id=obj.object_id, freed_with_waiters=tuple(waiting))
+            return Outcome("applied", tenant.name, obj.object_id, freed_with_waiters=tuple(waiting))
 
         if obj is None:
             obj = new_object(session, tenant, export)
@@ -179,7 +180,8 @@ class ExportApplier:
         waiting = keys_with_waiters(session, tenant.id, plan.release)
         return Outcome(
             "applied",
-            object_id=obj.object_id,
+            tenant.name,
+            obj.object_id,
             quarantined=tuple(sorted(plan.quarantined)),
             freed_with_waiters=tuple(waiting),
         )
@@ -218,7 +220,7 @@ class ExportApplier:
                 return Outcome("nothing-to-release", object_id=obj.object_id)
             write_plan(session, tenant, obj, desired, current, plan)
             waiting = keys_with_waiters(session, tenant.id, plan.release)
-            return Outcome("released", object_id=obj.object_id, freed_with_waiters=tuple(waiting))
+            return Outcome("released", tenant.name, obj.object_id, freed_with_waiters=tuple(waiting))
 
 
 def _message_text(export: Export) -> str:

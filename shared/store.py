@@ -10,7 +10,14 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from shared.decision import CurrentState, DesiredState, ExportPlan, Features, PropertyName, Quarantine
+from shared.decision import (
+    CurrentState,
+    DesiredState,
+    ExportPlan,
+    Features,
+    PropertyName,
+    Quarantine,
+)
 from shared.models import ClaimedValue, DirectoryObject, ProvisioningError, Tenant
 from shared.schemas import Export
 from shared.values import parse_proxy_address, placeholder_upn, value_key
@@ -18,10 +25,6 @@ from shared.values import parse_proxy_address, placeholder_upn, value_key
 
 class PlaceholdersExhausted(RuntimeError):
     """Every `prefix+NNNN` for one prefix is taken: an operator has to look."""
-
-
-def find_tenant(session: Session, name: str) -> Tenant | None:
-    return session.scalars(select(Tenant).where(Tenant.name == name)).first()
 
 
 def features_of(tenant: Tenant) -> Features:

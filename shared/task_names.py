@@ -1,0 +1,8 @@
+"""Task names and queues, the contract between producers (in shared) and the Celery workers."""
+
+APPLY_EXPORT = "syncguard.apply_export"
+RELEASE_VALUES = "syncguard.release_values"
+
+EXPORTS_QUEUE = "exports"
+RELEASES_QUEUE = "releases"
+MAINTENANCE_QUEUE = "maintenance"

@@ -1,0 +1,49 @@
+"""The Celery app, built explicitly from syncguard's settings.
+
+Start a worker with `celery -A workers.app worker`; it consumes every syncguard queue unless `-Q`
+narrows it.
+"""
+
+from __future__ import annotations
+
+from celery import Celery, signals
+from kombu import Queue
+
+from shared.db import forget_inherited_connections
+from shared.settings import Settings, get_settings
+from shared.task_names import EXPORTS_QUEUE, MAINTENANCE_QUEUE, RELEASES_QUEUE
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    app = Celery("syncguard", broker=settings.broker_url, set_as_current=False, include=["workers.exports"])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        # An export is applied idempotently (sequence check, full desired state), so redelivery is safe;
+        # acking late means a crashed worker's export is delivered again instead of lost.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=settings.worker_prefetch_multiplier,
+        task_time_limit=settings.task_time_limit_s,
+        task_soft_time_limit=max(1, settings.task_time_limit_s - 10),
+        # Redis redelivers unacked messages after the visibility timeout: keep it above any task's life.
+        broker_transport_options={"visibility_timeout": settings.task_time_limit_s * 10},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        task_queues=(Queue(EXPORTS_QUEUE), Queue(RELEASES_QUEUE), Queue(MAINTENANCE_QUEUE)),
+        task_default_queue=EXPORTS_QUEUE,
+        enable_utc=True,
+        timezone="UTC",
+    )
+    return app
+
+
+app = create_app()
+
+
+@signals.worker_process_init.connect
+def _fresh_connections_after_fork(**_: object) -> None:
+    forget_inherited_connections()

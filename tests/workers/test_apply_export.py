@@ -1,0 +1,212 @@
+"""`apply_export` on real worker processes, real Redis and real PostgreSQL (DESIGN §1, §2)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from redis import Redis
+
+from shared.models import Tenant
+from tests.conftest import export_line
+from tests.workers.helpers import failures, object_view, post_and_wait, send_raw
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _workers(workers: object) -> None:
+    """Every test here goes through the broker to real worker processes."""
+
+
+def test_second_user_with_a_taken_upn_gets_a_placeholder_and_one_entry_naming_the_first(
+    tenant: Tenant, redis_client: Redis
+) -> None:
+    post_and_wait(redis_client, [export_line(tenant.name, "bob-1", displayName="Bob One",
+                                             userPrincipalName="bob@contoso.com",
+                                             proxyAddresses=["SMTP:bob@contoso.com"])])
+    counts = post_and_wait(redis_client, [export_line(tenant.name, "bob-2", displayName="Bob Two",
+                                                      userPrincipalName="bob@contoso.com",
+                                                      proxyAddresses=["SMTP:bob@contoso.com"])])
+    first, second = object_view(tenant.name, "bob-1"), object_view(tenant.name, "bob-2")
+    assert first is not None and second is not None
+    assert counts == {"applied": 1}
+    assert first.upn == "bob@contoso.com" and first.entries == []
+    prefix, _, domain = second.upn.partition("@") if second.upn else ("", "", "")
+    assert prefix.startswith("bob+") and len(prefix) == len("bob+1234") and prefix[4:].isdigit()
+    assert domain == tenant.initial_domain
+    assert second.proxy_addresses == []
+    assert [(e["propertyName"], e["propertyValue"], e["conflictingObjectId"]) for e in second.entries] == [
+        ("UserPrincipalName", "bob@contoso.com", first.object_id)]
+    assert failures(tenant.name) == []
+
+
+def test_a_group_asking_for_a_users_smtp_address_is_created_without_it(tenant: Tenant, redis_client: Redis) -> None:
+    post_and_wait(redis_client, [export_line(tenant.name, "ann", userPrincipalName="ann@contoso.com",
+                                             proxyAddresses=["SMTP:ann@contoso.com"])])
+    post_and_wait(redis_client, [export_line(tenant.name, "sales", "Group", displayName="Sales",
+                                             proxyAddresses=["SMTP:ann@contoso.com", "smtp:sales@contoso.com"])])
+    group, user = object_view(tenant.name, "sales"), object_view(tenant.name, "ann")
+    assert group is not None and user is not None
+    assert group.proxy_addresses == ["smtp:sales@contoso.com"]
+    assert [(e["propertyName"], e["conflictingObjectId"]) for e in group.entries] == [("ProxyAddresses", user.object_id)]
+    assert user.entries == []
+
+
+def test_a_new_user_whose_proxy_address_a_group_holds_is_created_with_that_address_quarantined(
+    tenant: Tenant, redis_client: Redis
+) -> None:
+    post_and_wait(redis_client, [export_line(tenant.name, "team", "Group", proxyAddresses=["SMTP:team@contoso.com"])])
+    counts = post_and_wait(redis_client, [export_line(tenant.name, "tom", userPrincipalName="tom@contoso.com",
+                                                      proxyAddresses=["SMTP:tom@contoso.com", "smtp:team@contoso.com"])])
+    user = object_view(tenant.name, "tom")
+    assert counts == {"applied": 1} and user is not None
+    assert user.upn == "tom@contoso.com"
+    assert user.proxy_addresses == ["SMTP:tom@contoso.com"]
+    assert [e["propertyValue"] for e in user.entries] == ["smtp:team@contoso.com"]
+    assert failures(tenant.name) == []
+
+
+def test_two_new_groups_with_one_address_posted_together_are_both_created_on_the_first_attempt(
+    tenant: Tenant, redis_client: Redis
+) -> None:
+    counts = post_and_wait(redis_client, [
+        export_line(tenant.name, "g-a", "Group", proxyAddresses=["SMTP:all@contoso.com"]),
+        export_line(tenant.name, "g-b", "Group", proxyAddresses=["SMTP:all@contoso.com"]),
+    ])
+    a, b = object_view(tenant.name, "g-a"), object_view(tenant.name, "g-b")
+    assert counts == {"applied": 2} and a is not None and b is not None
+    holders = [g for g in (a, b) if "all@contoso.com" in g.held]
+    waiters = [g for g in (a, b) if g.entries]
+    assert len(holders) == 1 and len(waiters) == 1 and holders[0] is not waiters[0]
+    assert waiters[0].entries[0]["conflictingObjectId"] == holders[0].object_id
+    assert failures(tenant.name) == []
+
+
+def test_out_of_order_delivery_ends_in_the_highest_sequence(tenant: Tenant, redis_client: Redis) -> None:
+    newer = export_line(tenant.name, "eve", sequence=2, userPrincipalName="eve.new@contoso.com")
+    older = export_line(tenant.name, "eve", sequence=1, userPrincipalName="eve.old@contoso.com")
+    post_and_wait(redis_client, [newer])
+    counts = post_and_wait(redis_client, [older])
+    eve = object_view(tenant.name, "eve")
+    assert counts == {"skipped": 1}
+    assert eve is not None and eve.upn == "eve.new@contoso.com" and eve.last_sequence == 2
+    assert eve.held == {"eve.new@contoso.com"}
+
+
+def test_the_same_message_delivered_twice_changes_nothing(tenant: Tenant, redis_client: Redis) -> None:
+    line = export_line(tenant.name, "joe", sequence=7, userPrincipalName="joe@contoso.com",
+                       proxyAddresses=["SMTP:joe@contoso.com", "X500:/o=contoso/cn=joe"])
+    post_and_wait(redis_client, [line])
+    before = object_view(tenant.name, "joe")
+    counts = post_and_wait(redis_client, [line])
+    assert counts == {"skipped": 1}
+    assert object_view(tenant.name, "joe") == before
+
+
+def test_a_late_add_after_a_delete_does_not_bring_the_object_back(tenant: Tenant, redis_client: Redis) -> None:
+    post_and_wait(redis_client, [export_line(tenant.name, "old", sequence=1, userPrincipalName="old@contoso.com")])
+    post_and_wait(redis_client, [export_line(tenant.name, "old", sequence=3, operation="delete")])
+    post_and_wait(redis_client, [export_line(tenant.name, "old", sequence=2, userPrincipalName="old@contoso.com")])
+    view = object_view(tenant.name, "old")
+    assert view is not None and view.deleted and view.held == set()
+
+
+def test_case_never_makes_two_values_different(tenant: Tenant, redis_client: Redis) -> None:
+    post_and_wait(redis_client, [export_line(tenant.name, "a", userPrincipalName="Bob@Contoso.com",
+                                             proxyAddresses=["SMTP:Bob@Contoso.com"])])
+    post_and_wait(redis_client, [
+        export_line(tenant.name, "b", userPrincipalName="bob@contoso.com"),
+        export_line(tenant.name, "c", "Contact", proxyAddresses=["smtp:BOB@CONTOSO.COM"]),
+    ])
+    b, c = object_view(tenant.name, "b"), object_view(tenant.name, "c")
+    assert b is not None and c is not None
+    assert b.upn is not None and "+" in b.upn and len(b.entries) == 1
+    assert c.proxy_addresses == [] and len(c.entries) == 1
+
+
+def test_x500_and_sip_duplicates_are_never_quarantined(tenant: Tenant, redis_client: Redis) -> None:
+    shared = ["X500:/o=contoso/ou=same", "SIP:same@contoso.com"]
+    post_and_wait(redis_client, [
+        export_line(tenant.name, "x1", userPrincipalName="x1@contoso.com", proxyAddresses=shared),
+        export_line(tenant.name, "x2", "Group", proxyAddresses=shared),
+    ])
+    for anchor in ("x1", "x2"):
+        view = object_view(tenant.name, anchor)
+        assert view is not None and view.proxy_addresses == shared and view.entries == []
+
+
+def test_the_same_upn_in_two_tenants_is_no_conflict(make_tenant: Callable[..., Tenant], redis_client: Redis) -> None:
+    one, two = make_tenant(), make_tenant()
+    post_and_wait(redis_client, [
+        export_line(one.name, "same", userPrincipalName="same@contoso.com", proxyAddresses=["SMTP:same@contoso.com"]),
+        export_line(two.name, "same", userPrincipalName="same@contoso.com", proxyAddresses=["SMTP:same@contoso.com"]),
+    ])
+    for t in (one, two):
+        view = object_view(t.name, "same")
+        assert view is not None and view.upn == "same@contoso.com" and view.entries == []
+
+
+def test_legacy_upn_mode_fails_the_export_and_leaves_the_object_uncreated(
+    make_tenant: Callable[..., Tenant], redis_client: Redis
+) -> None:
+    legacy = make_tenant(upn_resiliency=False)
+    post_and_wait(redis_client, [export_line(legacy.name, "first", displayName="First", userPrincipalName="dup@contoso.com")])
+    counts = post_and_wait(redis_client, [export_line(legacy.name, "second", userPrincipalName="dup@contoso.com")])
+    assert counts == {"failed": 1}
+    assert object_view(legacy.name, "second") is None
+    (failure,) = failures(legacy.name)
+    assert failure.error_code == "AttributeValueMustBeUnique" and failure.source_anchor == "second"
+    assert "dup@contoso.com" in failure.message and "First" in failure.message
+    # The same export failing again is counted, then a fixed export clears it.
+    post_and_wait(redis_client, [export_line(legacy.name, "second", userPrincipalName="dup@contoso.com")])
+    assert [f.attempts for f in failures(legacy.name)] == [2]
+    post_and_wait(redis_client, [export_line(legacy.name, "second", sequence=2, userPrincipalName="fixed@contoso.com")])
+    assert failures(legacy.name) == []
+    view = object_view(legacy.name, "second")
+    assert view is not None and view.upn == "fixed@contoso.com"
+
+
+INVALID_EXPORTS = [
+    ("not json at all", "DataValidationFailed", "not valid JSON"),
+    ("[1, 2]", "DataValidationFailed", "must be a JSON object"),
+    ({"tenant": "{t}", "sourceAnchor": "p", "objectClass": "Printer", "operation": "add", "sequence": 1},
+     "DataValidationFailed", "objectClass"),
+    ({"tenant": "{t}", "sourceAnchor": "g", "objectClass": "Group", "operation": "add", "sequence": 1,
+      "attributes": {"userPrincipalName": "g@contoso.com"}}, "DataValidationFailed", "only Users"),
+    ({"tenant": "{t}", "sourceAnchor": "n", "objectClass": "User", "operation": "add", "sequence": 1,
+      "attributes": {"displayName": "No UPN"}}, "DataValidationFailed", "needs attributes.userPrincipalName"),
+    ({"tenant": "{t}", "sourceAnchor": "m", "objectClass": "User", "operation": "add", "sequence": 1,
+      "attributes": {"userPrincipalName": "a+b@contoso.com"}}, "DataValidationFailed", "'+'"),
+    ({"tenant": "{t}", "sourceAnchor": "s", "objectClass": "Contact", "operation": "add", "sequence": 1,
+      "attributes": {"proxyAddresses": ["SMTP:"]}}, "DataValidationFailed", "no value after SMTP:"),
+    ({"tenant": "{t}", "sourceAnchor": "s2", "objectClass": "Contact", "operation": "add", "sequence": 1,
+      "attributes": {"proxyAddresses": ["SMTP:not-an-address"]}}, "DataValidationFailed", "not a valid SMTP address"),
+    ({"tenant": "no-such-tenant", "sourceAnchor": "x", "objectClass": "User", "operation": "add", "sequence": 1,
+      "attributes": {"userPrincipalName": "x@contoso.com"}}, "DataValidationFailed", "does not exist"),
+    ({"tenant": "{t}", "sourceAnchor": "q", "objectClass": "User", "operation": "add", "sequence": "1",
+      "attributes": {"userPrincipalName": "q@contoso.com"}}, "DataValidationFailed", "sequence"),
+    ({"tenant": "{t}", "sourceAnchor": "big", "objectClass": "Contact", "operation": "add", "sequence": 1,
+      "attributes": {"proxyAddresses": [f"smtp:a{i}@contoso.com" for i in range(301)]}}, "LargeObject", "301 values"),
+    ({"tenant": "{t}", "sourceAnchor": "long", "objectClass": "User", "operation": "add", "sequence": 1,
+      "attributes": {"userPrincipalName": "a" * 65 + "@contoso.com"}}, "LargeObject", "65-character prefix"),
+]
+
+
+def test_every_class_of_invalid_export_is_recorded_with_its_code_and_the_worker_keeps_going(
+    tenant: Tenant, redis_client: Redis
+) -> None:
+    messages: list[object] = []
+    for message, _, _ in INVALID_EXPORTS:
+        messages.append(json.loads(json.dumps(message).replace("{t}", tenant.name)) if isinstance(message, dict) else message)
+        messages.append(json.loads(export_line(tenant.name, f"ok-{len(messages)}", userPrincipalName=f"ok{len(messages)}@contoso.com")))
+    counts = send_raw(redis_client, messages)
+    assert counts == {"failed": len(INVALID_EXPORTS), "applied": len(INVALID_EXPORTS)}
+    recorded = failures(tenant.name) + failures("no-such-tenant") + failures(None)
+    for message, code, fragment in INVALID_EXPORTS:
+        matching = [f for f in recorded if f.error_code == code and fragment in f.message]
+        assert matching, f"no {code} failure mentioning {fragment!r} for {str(message)[:60]}"
+    for index in range(1, len(messages), 2):
+        view = object_view(tenant.name, f"ok-{index}")
+        assert view is not None and not view.deleted

@@ -16,7 +16,8 @@ _sessions: dict[str, sessionmaker[Session]] = {}
 
 def _create_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+        connect_args = {"connect_timeout": 10} if url.startswith("postgresql") else {}
+        return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4, connect_args=connect_args)
     engine = create_engine(url, connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")

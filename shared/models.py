@@ -87,6 +87,7 @@ class ClaimedValue(Base):
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(1123), primary_key=True)
     object_pk: Mapped[int] = mapped_column(ForeignKey("directory_objects.id", ondelete="CASCADE"))
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ProvisioningError(Base):

@@ -46,27 +46,30 @@ def post_exports(lines: Iterable[str], settings: Settings, app: Celery | None = 
     app = app or producer_app(settings)
     result = PostResult(batch=uuid.uuid4().hex)
     rejected: list[ExportRejected] = []
-    with app.producer_or_acquire() as producer:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                export = parse_export(line, max_proxy_addresses=settings.max_proxy_addresses)
-            except ExportRejected as exc:
-                rejected.append(exc)
-                result.rejected.append(RejectedLine(number, exc.code.value, exc.message))
-                continue
-            app.send_task(
-                APPLY_EXPORT,
-                kwargs={"message": export.to_message(), "batch": result.batch, "index": number},
-                queue=EXPORTS_QUEUE,
-                producer=producer,
-            )
-            result.enqueued += 1
-    if rejected:
-        with transaction() as session:
-            for exc in rejected:
-                record_failure(session, exc)
+    try:
+        with app.producer_or_acquire() as producer:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    export = parse_export(line, max_proxy_addresses=settings.max_proxy_addresses)
+                except ExportRejected as exc:
+                    rejected.append(exc)
+                    result.rejected.append(RejectedLine(number, exc.code.value, exc.message))
+                    continue
+                app.send_task(
+                    APPLY_EXPORT,
+                    kwargs={"message": export.to_message(), "batch": result.batch, "index": number},
+                    queue=EXPORTS_QUEUE,
+                    producer=producer,
+                )
+                result.enqueued += 1
+    finally:
+        # Even when the broker fails half-way, the lines already judged invalid are kept.
+        if rejected:
+            with transaction() as session:
+                for exc in rejected:
+                    record_failure(session, exc)
     return result
 
 

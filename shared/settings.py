@@ -21,9 +21,13 @@ class Settings(BaseSettings):
     celery_broker_url: str | None = Field(
         None, description="Celery broker; defaults to REDIS_URL so one Redis is enough to try it out."
     )
-    smtp_host: str | None = None
+    smtp_host: str | None = Field(None, description="Without it, error reports are written to the log.")
     smtp_port: int = 25
     smtp_from: str = "syncguard@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout_s: float = 30.0
 
     max_proxy_addresses: int = Field(300, ge=1, description="More proxy addresses than this is LargeObject.")
     lock_ttl_ms: int = Field(30_000, ge=100, description="A lock outliving a crashed worker expires after this.")
@@ -34,6 +38,11 @@ class Settings(BaseSettings):
     export_retry_limit: int = Field(50, ge=0, description="Celery retries for lock contention or races.")
     worker_prefetch_multiplier: int = Field(1, ge=1)
     fast_release: bool = Field(True, description="Release waiters right after a freeing export commits.")
+    release_interval_s: float = Field(3600, gt=0, description="How often beat runs the full release sweep.")
+    report_interval_s: float = Field(3600, gt=0, description="How often beat sends the error reports.")
+    sweep_batch_size: int = Field(500, ge=1, description="Freed values one sweep batch handles.")
+    sweep_task_budget_s: float = Field(50, gt=0, description="A sweep task re-enqueues itself after this long.")
+    beat_key_prefix: str = Field("syncguard:beat:", description="RedBeat's keys; also the beat lock's name.")
 
     @field_validator("database_url")
     @classmethod

@@ -8,6 +8,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -86,3 +87,41 @@ def running_workers(count: int, concurrency: int, log_dir: Path, **env: str) -> 
 
 def queue_lengths(redis: Redis, queues: Iterable[str] = ("exports", "releases", "maintenance")) -> dict[str, int]:
     return {q: int(redis.llen(q)) for q in queues}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class MailCatcher:
+    """A real SMTP server (aiosmtpd) on loopback that keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        from email import message_from_bytes, policy
+
+        from aiosmtpd.controller import Controller
+
+        self.messages: list[Any] = []
+        catcher = self
+
+        class Handler:
+            async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+                catcher.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+                return "250 OK"
+
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+
+    def __enter__(self) -> "MailCatcher":
+        self.controller.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.controller.stop()
+
+    def for_recipient(self, address: str) -> list[Any]:
+        return [m for m in self.messages if address in str(m["To"])]

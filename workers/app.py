@@ -16,7 +16,12 @@ from shared.task_names import EXPORTS_QUEUE, MAINTENANCE_QUEUE, RELEASES_QUEUE
 
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
-    app = Celery("syncguard", broker=settings.broker_url, set_as_current=False, include=["workers.exports"])
+    app = Celery(
+        "syncguard",
+        broker=settings.broker_url,
+        set_as_current=False,
+        include=["workers.exports", "workers.maintenance"],
+    )
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -37,11 +42,23 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_default_queue=EXPORTS_QUEUE,
         enable_utc=True,
         timezone="UTC",
+        # RedBeat keeps the schedule in Redis behind a lock: a second beat process waits instead of
+        # double-scheduling, and takes over within the lock timeout if the first one dies.
+        beat_scheduler="redbeat.RedBeatScheduler",
+        redbeat_redis_url=settings.redis_url,
+        redbeat_key_prefix=settings.beat_key_prefix,
+        redbeat_lock_key=f"{settings.beat_key_prefix}lock",
+        redbeat_lock_timeout=30,
+        beat_max_loop_interval=5,
     )
     return app
 
 
 app = create_app()
+
+from workers.maintenance import beat_schedule  # noqa: E402  (registers the periodic tasks on `app`)
+
+app.conf.beat_schedule = beat_schedule(get_settings())
 
 
 @signals.worker_process_init.connect

@@ -27,9 +27,14 @@ def _redis() -> Redis:
 
 
 @lru_cache(maxsize=1)
-def _applier() -> ExportApplier:
-    settings = get_settings()
-    return ExportApplier(LockManager(_redis(), ttl_ms=settings.lock_ttl_ms), settings)
+def lock_manager() -> LockManager:
+    return LockManager(_redis(), ttl_ms=get_settings().lock_ttl_ms)
+
+
+@lru_cache(maxsize=1)
+def applier() -> ExportApplier:
+    """One per worker process, built on first use (after the fork)."""
+    return ExportApplier(lock_manager(), get_settings())
 
 
 def _retry_delay(retries: int) -> float:
@@ -47,7 +52,7 @@ def _release_after_commit(outcome: Outcome) -> None:
 def apply_export(self: Task, message: Any, batch: str | None = None, index: int | None = None) -> str:
     """Apply one export message; invalid ones are recorded as failed exports and acknowledged."""
     try:
-        outcome = _applier().apply(message)
+        outcome = applier().apply(message)
     except (LocksBusy, RetryLater, OperationalError, DBAPIError) as exc:
         if self.request.retries >= self.max_retries:
             _mark(batch, index, "gave-up")
@@ -64,7 +69,7 @@ def release_values(self: Task, tenant: str, keys: list[str]) -> list[str]:
     released: list[str] = []
     for key in keys:
         try:
-            outcome = _applier().release(tenant, key)
+            outcome = applier().release(tenant, key)
         except (LocksBusy, RetryLater, OperationalError, DBAPIError) as exc:
             raise self.retry(args=(tenant, keys[keys.index(key):]), exc=exc, countdown=_retry_delay(self.request.retries))
         if outcome.status == "released":

@@ -67,6 +67,7 @@ def upgrade() -> None:
     sa.Column('tenant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('key', sa.String(length=1123), nullable=False),
     sa.Column('object_pk', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('claimed_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['object_pk'], ['directory_objects.id'], name=op.f('fk_claimed_values_object_pk_directory_objects'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_claimed_values_tenant_id_tenants'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('tenant_id', 'key', name=op.f('pk_claimed_values'))

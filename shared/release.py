@@ -1,0 +1,92 @@
+"""The release sweep: find every quarantined value that nobody holds and give it to its waiter.
+
+The fast path (`release_values` after a freeing commit) does this within a second; the sweep is
+the safety net beat runs hourly, in bounded batches walked by a (tenant, value) cursor.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, select, tuple_
+
+from shared.apply import ExportApplier
+from shared.db import transaction
+from shared.models import ClaimedValue, ProvisioningError, Tenant
+
+Cursor = tuple[int, str]
+
+
+@dataclass(slots=True)
+class SweepResult:
+    examined: int = 0
+    released: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    cursor: Cursor | None = None
+    released_by_tenant: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.cursor is None
+
+
+def free_waited_values(after: Cursor | None, limit: int, tenant: str | None = None) -> list[tuple[int, str, str]]:
+    """Up to `limit` (tenant id, tenant name, value) that someone waits for and nobody holds."""
+    query = (
+        select(ProvisioningError.tenant_id, Tenant.name, ProvisioningError.key)
+        .join(Tenant, Tenant.id == ProvisioningError.tenant_id)
+        .outerjoin(
+            ClaimedValue,
+            and_(ClaimedValue.tenant_id == ProvisioningError.tenant_id, ClaimedValue.key == ProvisioningError.key),
+        )
+        .where(ClaimedValue.key.is_(None))
+        .distinct()
+        .order_by(ProvisioningError.tenant_id, ProvisioningError.key)
+        .limit(limit)
+    )
+    if tenant is not None:
+        query = query.where(Tenant.name == tenant)
+    if after is not None:
+        query = query.where(tuple_(ProvisioningError.tenant_id, ProvisioningError.key) > tuple_(*after))
+    with transaction() as session:
+        return [(tenant_id, name, key) for tenant_id, name, key in session.execute(query)]
+
+
+def sweep(
+    applier: ExportApplier,
+    *,
+    tenant: str | None = None,
+    batch_size: int = 500,
+    budget_s: float | None = None,
+    after: Cursor | None = None,
+) -> SweepResult:
+    """Release every free waited-for value, batch by batch; stop early when `budget_s` runs out.
+
+    An unfinished result carries the cursor to continue from.
+    """
+    started = time.monotonic()
+    result = SweepResult()
+    cursor = after
+    while True:
+        batch = free_waited_values(cursor, batch_size, tenant)
+        result.batches += 1
+        for tenant_id, name, key in batch:
+            result.examined += 1
+            pending = [key]
+            while pending:  # a release can free another waited-for value, such as a placeholder
+                outcome = applier.release(name, pending.pop())
+                if outcome.status == "released":
+                    result.released += 1
+                    result.released_by_tenant[name] = result.released_by_tenant.get(name, 0) + 1
+                    pending.extend(outcome.freed_with_waiters)
+            cursor = (tenant_id, key)
+        if len(batch) < batch_size:
+            cursor = None
+            break
+        if budget_s is not None and time.monotonic() - started > budget_s:
+            break
+    result.cursor = cursor
+    result.seconds = time.monotonic() - started
+    return result

@@ -56,10 +56,6 @@ def create_app(settings: Settings | None = None) -> Celery:
 
 app = create_app()
 
-from workers.maintenance import beat_schedule  # noqa: E402  (registers the periodic tasks on `app`)
-
-app.conf.beat_schedule = beat_schedule(get_settings())
-
 
 @signals.worker_process_init.connect
 def _fresh_connections_after_fork(**_: object) -> None:

@@ -1,6 +1,7 @@
 """Periodic work run by celery-beat: the release sweep (safety net) and the error reports.
 
-The beat entries live here, beside the tasks they run; `workers.app` installs them.
+The beat entries live here, beside the tasks they run, and are installed when this module is
+imported; worker and beat import it through the app's `include` before the scheduler starts.
 """
 
 from __future__ import annotations
@@ -57,3 +58,6 @@ def release_resolved_conflicts(self: Task, cursor: list[Any] | None = None, tena
 @app.task(name=SEND_ERROR_REPORTS)
 def send_error_reports(tenant: str | None = None) -> list[str]:
     return [outcome.describe() for outcome in send_reports(get_settings(), lock_manager(), tenant)]
+
+
+app.conf.beat_schedule = beat_schedule(get_settings())

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import uuid
 from collections.abc import Iterable, Iterator
-from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from redis import Redis
 
-REPO = Path(__file__).resolve().parent.parent
+from shared.local_services import REPO, Workers, free_port
+
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -31,70 +28,15 @@ def service_environment(**overrides: str) -> dict[str, str]:
     return env
 
 
-class WorkerProcesses:
-    """`celery -A workers.app worker` nodes started as real processes, stopped on exit."""
-
-    def __init__(self, count: int, concurrency: int, log_dir: Path, env: dict[str, str]) -> None:
-        self.count = count
-        self.concurrency = concurrency
-        self.log_dir = log_dir
-        self.env = env
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self.logs: list[Path] = []
-
-    def start(self) -> None:
-        tag = uuid.uuid4().hex[:6]
-        for n in range(self.count):
-            log = self.log_dir / f"worker-{tag}-{n}.log"
-            self.logs.append(log)
-            self.processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool", "prefork",
-                     "--concurrency", str(self.concurrency), "--hostname", f"test{n}-{tag}@%h",
-                     "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--logfile", str(log)],
-                    cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                )
-            )
-        deadline = time.monotonic() + 60
-        while not all(log.exists() and " ready." in log.read_text(errors="replace") for log in self.logs):
-            for process in self.processes:
-                if process.poll() is not None:
-                    raise RuntimeError(f"a worker exited with {process.returncode}; see {self.logs}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"workers not ready after 60 s; see {self.logs}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 @contextmanager
-def running_workers(count: int, concurrency: int, log_dir: Path, **env: str) -> Iterator[WorkerProcesses]:
-    workers = WorkerProcesses(count, concurrency, log_dir, service_environment(**env))
-    workers.start()
-    try:
+def running_workers(count: int, concurrency: int, log_dir: Path, **env: str) -> Iterator[Workers]:
+    """Real worker nodes on the test services, stopped when the block ends."""
+    with Workers(service_environment(**env), log_dir, nodes=count, concurrency=concurrency) as workers:
         yield workers
-    finally:
-        workers.stop()
 
 
 def queue_lengths(redis: Redis, queues: Iterable[str] = ("exports", "releases", "maintenance")) -> dict[str, int]:
     return {q: int(redis.llen(q)) for q in queues}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class MailCatcher:

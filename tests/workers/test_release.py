@@ -14,8 +14,13 @@ from shared.models import Tenant
 from shared.release import sweep
 from shared.values import value_key
 from tests.conftest import export_line
-from tests.services import TEST_REDIS_URL, WorkerProcesses, running_workers
-from tests.workers.helpers import ObjectView, object_view, post_and_wait, wait_until_idle
+from tests.services import TEST_REDIS_URL, Workers, running_workers
+from tests.workers.helpers import (
+    ObjectView,
+    object_view,
+    post_and_wait,
+    wait_until_idle,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +44,7 @@ def holds(tenant: Tenant, anchor: str, key: str) -> bool:
 
 
 def test_a_deleted_holder_gives_the_upn_back_and_the_placeholder_is_freed(
-    tenant: Tenant, redis_client: Redis, workers: WorkerProcesses
+    tenant: Tenant, redis_client: Redis, workers: Workers
 ) -> None:
     post_and_wait(redis_client, [export_line(tenant.name, "first", userPrincipalName="kim@contoso.com")])
     post_and_wait(redis_client, [export_line(tenant.name, "second", userPrincipalName="kim@contoso.com")])
@@ -53,7 +58,7 @@ def test_a_deleted_holder_gives_the_upn_back_and_the_placeholder_is_freed(
 
 
 def test_a_holder_changing_its_upn_lets_the_waiter_have_it(
-    tenant: Tenant, redis_client: Redis, workers: WorkerProcesses
+    tenant: Tenant, redis_client: Redis, workers: Workers
 ) -> None:
     post_and_wait(redis_client, [export_line(tenant.name, "a", userPrincipalName="lee@contoso.com")])
     post_and_wait(redis_client, [export_line(tenant.name, "b", userPrincipalName="lee@contoso.com")])
@@ -64,7 +69,7 @@ def test_a_holder_changing_its_upn_lets_the_waiter_have_it(
 
 
 def test_a_holder_dropping_a_proxy_address_hands_it_to_the_waiting_group(
-    tenant: Tenant, redis_client: Redis, workers: WorkerProcesses
+    tenant: Tenant, redis_client: Redis, workers: Workers
 ) -> None:
     post_and_wait(redis_client, [export_line(tenant.name, "u", userPrincipalName="u@contoso.com",
                                              proxyAddresses=["SMTP:u@contoso.com", "smtp:help@contoso.com"])])
@@ -79,7 +84,7 @@ def test_a_holder_dropping_a_proxy_address_hands_it_to_the_waiting_group(
 
 
 def test_three_waiters_get_the_value_in_quarantine_order_one_at_a_time(
-    tenant: Tenant, redis_client: Redis, workers: WorkerProcesses
+    tenant: Tenant, redis_client: Redis, workers: Workers
 ) -> None:
     def contact(anchor: str, sequence: int = 1, op: str = "add") -> str:
         return export_line(tenant.name, anchor, "Contact", sequence, op, proxyAddresses=["SMTP:desk@contoso.com"])
@@ -116,7 +121,7 @@ def test_the_sweep_releases_everything_free_when_nothing_else_did(
 
 
 @pytest.fixture(scope="module")
-def slow_path_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[WorkerProcesses, str]]:
+def slow_path_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workers, str]]:
     """Workers on a broker of their own with the fast path switched off by its setting."""
     broker = TEST_REDIS_URL.rsplit("/", 1)[0] + "/13"
     Redis.from_url(broker).flushdb()
@@ -126,7 +131,7 @@ def slow_path_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
 
 
 def test_with_the_fast_path_off_only_the_sweep_task_releases(
-    tenant: Tenant, slow_path_workers: tuple[WorkerProcesses, str], monkeypatch: pytest.MonkeyPatch
+    tenant: Tenant, slow_path_workers: tuple[Workers, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from shared.producer import post_exports, producer_app
     from shared.progress import wait_for

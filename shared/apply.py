@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.db import transaction
@@ -40,6 +41,9 @@ from shared.store import (
 from shared.tenants import find as find_tenant
 
 log = logging.getLogger(__name__)
+
+# serialization_failure, deadlock_detected: PostgreSQL rolled one of two racing transactions back.
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
 
 Status = Literal["applied", "skipped", "failed", "released", "nothing-to-release"]
 
@@ -97,7 +101,8 @@ class ExportApplier:
         """Give a freed value to the earliest object waiting for it, if it is free."""
         return self._with_retries(lambda: self._release(tenant_name, key))
 
-    def _with_retries(self, attempt: Any) -> Outcome:
+    def _with_retries(self, attempt: Callable[[], Outcome]) -> Outcome:
+        """Apply again from the start after a lost race; the decision is re-made on fresh reads."""
         for _ in range(self.attempts):
             try:
                 return attempt()
@@ -105,7 +110,10 @@ class ExportApplier:
                 continue
             except IntegrityError as exc:
                 log.info("lost a race at the uniqueness guard, applying again: %s", exc.orig)
-                continue
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) not in _TRANSIENT_SQLSTATES:
+                    raise
+                log.info("the database rolled back a conflicting transaction, applying again: %s", exc.orig)
         raise RetryLater("the object's values kept changing under it")
 
     def _apply_valid(self, export: Export) -> Outcome:

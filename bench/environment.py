@@ -16,7 +16,9 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-BENCH_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/syncguard_bench")
+BENCH_DATABASE_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/syncguard_bench"
+)
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,12 @@ class BenchEnvironment:
         from shared.local_services import REPO
 
         env = dict(os.environ)
-        env.update(DATABASE_URL=self.database_url, REDIS_URL=self.redis_url, CELERY_BROKER_URL=self.redis_url,
-                   PYTHONPATH=str(REPO))
+        env.update(
+            DATABASE_URL=self.database_url,
+            REDIS_URL=self.redis_url,
+            CELERY_BROKER_URL=self.redis_url,
+            PYTHONPATH=str(REPO),
+        )
         env.update(overrides)
         return env
 
@@ -44,9 +50,12 @@ def recreate_database(url: str) -> None:
     target = make_url(url)
     admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"),
-            {"name": target.database})
+        connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": target.database},
+        )
         connection.execute(text(f'DROP DATABASE IF EXISTS "{target.database}"'))
         connection.execute(text(f'CREATE DATABASE "{target.database}"'))
     admin.dispose()

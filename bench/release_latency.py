@@ -27,8 +27,10 @@ def _claim_time(tenant_id: int, anchor: str, key: str) -> datetime | None:
         return session.scalar(
             select(ClaimedValue.claimed_at)
             .join(DirectoryObject, DirectoryObject.id == ClaimedValue.object_pk)
-            .where(DirectoryObject.tenant_id == tenant_id, DirectoryObject.source_anchor == anchor,
-                   ClaimedValue.key == key))
+            .where(
+                DirectoryObject.tenant_id == tenant_id, DirectoryObject.source_anchor == anchor, ClaimedValue.key == key
+            )
+        )
 
 
 def _deleted_at(tenant_id: int, anchor: str) -> datetime:
@@ -38,8 +40,11 @@ def _deleted_at(tenant_id: int, anchor: str) -> datetime:
     from shared.models import DirectoryObject
 
     with transaction() as session:
-        moment = session.scalar(select(DirectoryObject.updated_at).where(
-            DirectoryObject.tenant_id == tenant_id, DirectoryObject.source_anchor == anchor))
+        moment = session.scalar(
+            select(DirectoryObject.updated_at).where(
+                DirectoryObject.tenant_id == tenant_id, DirectoryObject.source_anchor == anchor
+            )
+        )
     assert moment is not None
     return moment
 
@@ -65,8 +70,14 @@ def measure(releases: int, workers: int) -> dict[str, float]:
             assert wait_for(redis, result.batch, result.enqueued, 600), "exports did not finish"
 
         def user(anchor: str, upn: str, sequence: int = 1, operation: str = "add") -> str:
-            message = {"tenant": "bench", "sourceAnchor": anchor, "objectClass": "User", "operation": operation,
-                       "sequence": sequence, "attributes": {} if operation == "delete" else {"userPrincipalName": upn}}
+            message = {
+                "tenant": "bench",
+                "sourceAnchor": anchor,
+                "objectClass": "User",
+                "operation": operation,
+                "sequence": sequence,
+                "attributes": {} if operation == "delete" else {"userPrincipalName": upn},
+            }
             return json.dumps(message)
 
         with Workers(env.process_env(), env.workdir, nodes=1, concurrency=workers):

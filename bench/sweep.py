@@ -13,7 +13,7 @@ import argparse
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from bench.environment import bench_environment
 
@@ -27,37 +27,79 @@ def build_quarantines(tenant_id: int, count: int, free: int) -> None:
     from shared.db import transaction
     from shared.models import ClaimedValue, DirectoryObject, ProvisioningError
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for start in range(0, count, CHUNK):
         indices = range(start, min(count, start + CHUNK))
         with transaction() as session:
-            def objects(kind: str) -> list[dict[str, object]]:
-                return [dict(tenant_id=tenant_id, source_anchor=f"{kind}-{i}", object_id=str(uuid.uuid4()),
-                             object_class="User", display_name=f"{kind} {i}", wanted_upn=f"v{i}@bench.test",
-                             upn=f"v{i}@bench.test" if kind == "holder" else f"v{i}+0001@bench.onmicrosoft.com",
-                             wanted_proxy_addresses=[], proxy_addresses=[], attributes={}, last_sequence=1,
-                             deleted=False, updated_at=now) for i in indices]
+
+            def objects(kind: str, indices: range = indices) -> list[dict[str, object]]:
+                return [
+                    dict(
+                        tenant_id=tenant_id,
+                        source_anchor=f"{kind}-{i}",
+                        object_id=str(uuid.uuid4()),
+                        object_class="User",
+                        display_name=f"{kind} {i}",
+                        wanted_upn=f"v{i}@bench.test",
+                        upn=f"v{i}@bench.test" if kind == "holder" else f"v{i}+0001@bench.onmicrosoft.com",
+                        wanted_proxy_addresses=[],
+                        proxy_addresses=[],
+                        attributes={},
+                        last_sequence=1,
+                        deleted=False,
+                        updated_at=now,
+                    )
+                    for i in indices
+                ]
 
             session.execute(insert(DirectoryObject), objects("holder") + objects("waiter"))
-            ids = dict(session.execute(select(DirectoryObject.source_anchor, DirectoryObject.id).where(
-                DirectoryObject.tenant_id == tenant_id,
-                DirectoryObject.source_anchor.in_([f"{k}-{i}" for i in indices for k in ("holder", "waiter")]))).all())
-            session.execute(insert(ClaimedValue), [
-                dict(tenant_id=tenant_id, key=key, object_pk=ids[anchor], claimed_at=now)
-                for i in indices
-                for key, anchor in ((f"v{i}@bench.test", f"holder-{i}"),
-                                    (f"v{i}+0001@bench.onmicrosoft.com", f"waiter-{i}"))])
-            session.execute(insert(ProvisioningError), [
-                dict(tenant_id=tenant_id, object_pk=ids[f"waiter-{i}"], key=f"v{i}@bench.test",
-                     category="PropertyConflict", property_name="UserPrincipalName",
-                     property_value=f"v{i}@bench.test", conflicting_object_id="holder", occurred_at=now)
-                for i in indices])
+            ids = dict(
+                session.execute(
+                    select(DirectoryObject.source_anchor, DirectoryObject.id).where(
+                        DirectoryObject.tenant_id == tenant_id,
+                        DirectoryObject.source_anchor.in_([f"{k}-{i}" for i in indices for k in ("holder", "waiter")]),
+                    )
+                ).all()
+            )
+            session.execute(
+                insert(ClaimedValue),
+                [
+                    dict(tenant_id=tenant_id, key=key, object_pk=ids[anchor], claimed_at=now)
+                    for i in indices
+                    for key, anchor in (
+                        (f"v{i}@bench.test", f"holder-{i}"),
+                        (f"v{i}+0001@bench.onmicrosoft.com", f"waiter-{i}"),
+                    )
+                ],
+            )
+            session.execute(
+                insert(ProvisioningError),
+                [
+                    dict(
+                        tenant_id=tenant_id,
+                        object_pk=ids[f"waiter-{i}"],
+                        key=f"v{i}@bench.test",
+                        category="PropertyConflict",
+                        property_name="UserPrincipalName",
+                        property_value=f"v{i}@bench.test",
+                        conflicting_object_id="holder",
+                        occurred_at=now,
+                    )
+                    for i in indices
+                ],
+            )
     with transaction() as session:
-        session.execute(delete(ClaimedValue).where(
-            ClaimedValue.tenant_id == tenant_id, ClaimedValue.key.in_([f"v{i}@bench.test" for i in range(free)])))
-        session.execute(delete(DirectoryObject).where(
-            DirectoryObject.tenant_id == tenant_id,
-            DirectoryObject.source_anchor.in_([f"holder-{i}" for i in range(free)])))
+        session.execute(
+            delete(ClaimedValue).where(
+                ClaimedValue.tenant_id == tenant_id, ClaimedValue.key.in_([f"v{i}@bench.test" for i in range(free)])
+            )
+        )
+        session.execute(
+            delete(DirectoryObject).where(
+                DirectoryObject.tenant_id == tenant_id,
+                DirectoryObject.source_anchor.in_([f"holder-{i}" for i in range(free)]),
+            )
+        )
 
 
 def measure(quarantines: int, free_percent: float) -> dict[str, float]:
@@ -84,8 +126,13 @@ def measure(quarantines: int, free_percent: float) -> dict[str, float]:
         applier = ExportApplier(LockManager(Redis.from_url(settings.redis_url)), settings)
         result = sweep(applier, batch_size=settings.sweep_batch_size)
     assert result.released == free, f"released {result.released} of {free}"
-    return {"quarantines": quarantines, "free": free, "released": result.released,
-            "sweep_s": round(result.seconds, 2), "setup_s": round(setup_s, 1)}
+    return {
+        "quarantines": quarantines,
+        "free": free,
+        "released": result.released,
+        "sweep_s": round(result.seconds, 2),
+        "setup_s": round(setup_s, 1),
+    }
 
 
 def main() -> None:

@@ -210,7 +210,9 @@ class ExportApplier:
                 return Outcome("nothing-to-release")
             anchor = waiter.source_anchor
             obj = session.scalars(
-                select(DirectoryObject).where(DirectoryObject.tenant_id == tenant.id, DirectoryObject.source_anchor == anchor)
+                select(DirectoryObject).where(
+                    DirectoryObject.tenant_id == tenant.id, DirectoryObject.source_anchor == anchor
+                )
             ).one()
             desired = desired_state_of(obj)
             lock_set = held_keys_by_anchor(session, tenant.id, anchor) | set(desired.wanted())
@@ -223,7 +225,9 @@ class ExportApplier:
             current = load_current_state(session, obj)
             if not current.held <= lock_set or not set(desired.wanted()) <= lock_set:
                 raise _LockSetChanged()
-            plan = plan_export(desired, current, holders_of(session, tenant.id, desired.wanted()), features_of(tenant), utcnow())
+            plan = plan_export(
+                desired, current, holders_of(session, tenant.id, desired.wanted()), features_of(tenant), utcnow()
+            )
             if isinstance(plan, LegacyRejection) or key in plan.quarantined:
                 return Outcome("nothing-to-release", object_id=obj.object_id)
             write_plan(session, tenant, obj, desired, current, plan)
@@ -251,14 +255,22 @@ def _legacy_rejection(session: Session, export: Export, rejection: LegacyRejecti
     holder_ids = {c.holder for c in rejection.conflicts}
     names = dict(
         session.execute(
-            select(DirectoryObject.object_id, DirectoryObject.display_name).where(DirectoryObject.object_id.in_(holder_ids))
+            select(DirectoryObject.object_id, DirectoryObject.display_name).where(
+                DirectoryObject.object_id.in_(holder_ids)
+            )
         ).all()
     )
     parts = []
     for c in rejection.conflicts:
         holder = f"object {c.holder}" + (f" ({names[c.holder]})" if names.get(c.holder) else "")
-        feature = "DuplicateUPNResiliency" if c.property_name.value == "UserPrincipalName" else "DuplicateProxyAddressResiliency"
-        parts.append(f"{c.property_name.value} value {c.value!r} is already held by {holder}; {feature} is off for this tenant")
+        feature = (
+            "DuplicateUPNResiliency"
+            if c.property_name.value == "UserPrincipalName"
+            else "DuplicateProxyAddressResiliency"
+        )
+        parts.append(
+            f"{c.property_name.value} value {c.value!r} is already held by {holder}; {feature} is off for this tenant"
+        )
     return ExportRejected(
         ErrorCode.ATTRIBUTE_VALUE_MUST_BE_UNIQUE,
         "; ".join(parts),
@@ -267,4 +279,3 @@ def _legacy_rejection(session: Session, export: Export, rejection: LegacyRejecti
         object_class=export.object_class.value,
         raw=_message_text(export),
     )
-

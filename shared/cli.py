@@ -95,7 +95,7 @@ class SyncguardGroup(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
-        except Exception as exc:  # noqa: BLE001 - the contract: exit 1 with the reason, never a traceback
+        except Exception as exc:
             raise click.ClickException(describe(exc)) from None
 
 
@@ -308,12 +308,8 @@ def errors_group() -> None:
 
 @errors_group.command("list")
 @tenant_option
-@click.option(
-    "--error-category", required=True, type=click.Choice(queries.ERROR_CATEGORIES)
-)
-@click.option(
-    "--property-name", type=click.Choice(["UserPrincipalName", "ProxyAddresses"])
-)
+@click.option("--error-category", required=True, type=click.Choice(queries.ERROR_CATEGORIES))
+@click.option("--property-name", type=click.Choice(["UserPrincipalName", "ProxyAddresses"]))
 @click.option("--property-value", help="Only entries for this value (needs --property-name); case-insensitive.")
 @click.option("--search-string", help="Substring of the display name, UPN or value; case-insensitive.")
 @click.option(
@@ -368,10 +364,31 @@ def errors_list(
         emit_json([row.as_json() for row in rows])
         return
     emit_table(
-        ["ObjectId", "SourceAnchor", "ObjectType", "DisplayName", "UserPrincipalName", "PropertyName",
-         "PropertyValue", "ConflictingObjectId", "TimeOccurred"],
-        ([r.object_id, r.source_anchor, r.object_type, r.display_name, r.user_principal_name, r.property_name,
-          r.property_value, r.conflicting_object_id, r.time_occurred] for r in rows),
+        [
+            "ObjectId",
+            "SourceAnchor",
+            "ObjectType",
+            "DisplayName",
+            "UserPrincipalName",
+            "PropertyName",
+            "PropertyValue",
+            "ConflictingObjectId",
+            "TimeOccurred",
+        ],
+        (
+            [
+                r.object_id,
+                r.source_anchor,
+                r.object_type,
+                r.display_name,
+                r.user_principal_name,
+                r.property_name,
+                r.property_value,
+                r.conflicting_object_id,
+                r.time_occurred,
+            ]
+            for r in rows
+        ),
         "no provisioning errors",
     )
 
@@ -396,8 +413,10 @@ def failures_list(tenant_name: str, as_json: bool) -> None:
         return
     emit_table(
         ["SourceAnchor", "ObjectType", "ErrorCode", "Message", "FirstFailed", "LastFailed", "Attempts"],
-        ([r.source_anchor, r.object_type, r.error_code, r.message, r.first_failed, r.last_failed, r.attempts]
-         for r in rows),
+        (
+            [r.source_anchor, r.object_type, r.error_code, r.message, r.first_failed, r.last_failed, r.attempts]
+            for r in rows
+        ),
         "no failed exports",
     )
 
@@ -423,18 +442,26 @@ def object_show(tenant_name: str, source_anchor: str, as_json: bool) -> None:
     if as_json:
         emit_json(detail.as_json())
         return
-    click.echo(render_table(
-        ["Field", "Value"],
-        [["objectId", detail.object_id], ["sourceAnchor", detail.source_anchor],
-         ["objectType", detail.object_type], ["displayName", detail.display_name],
-         ["userPrincipalName", detail.user_principal_name],
-         *(["proxyAddresses" if i == 0 else "", p] for i, p in enumerate(detail.proxy_addresses or ("",)))],
-    ))
+    click.echo(
+        render_table(
+            ["Field", "Value"],
+            [
+                ["objectId", detail.object_id],
+                ["sourceAnchor", detail.source_anchor],
+                ["objectType", detail.object_type],
+                ["displayName", detail.display_name],
+                ["userPrincipalName", detail.user_principal_name],
+                *(["proxyAddresses" if i == 0 else "", p] for i, p in enumerate(detail.proxy_addresses or ("",))),
+            ],
+        )
+    )
     click.echo()
     emit_table(
         ["PropertyName", "PropertyValue", "ConflictingObjectId", "TimeOccurred"],
-        ([e.property_name, e.property_value, e.conflicting_object_id, e.time_occurred]
-         for e in detail.provisioning_errors),
+        (
+            [e.property_name, e.property_value, e.conflicting_object_id, e.time_occurred]
+            for e in detail.provisioning_errors
+        ),
         "no provisioning errors",
     )
 
@@ -451,8 +478,17 @@ def object_list(tenant_name: str, as_json: bool) -> None:
         return
     emit_table(
         ["SourceAnchor", "ObjectType", "DisplayName", "UserPrincipalName", "ProxyAddresses", "Errors"],
-        ([r.source_anchor, r.object_type, r.display_name, r.user_principal_name, r.proxy_addresses,
-          r.provisioning_error_count] for r in rows),
+        (
+            [
+                r.source_anchor,
+                r.object_type,
+                r.display_name,
+                r.user_principal_name,
+                r.proxy_addresses,
+                r.provisioning_error_count,
+            ]
+            for r in rows
+        ),
         "no objects",
     )
 
@@ -481,11 +517,20 @@ def release_run(tenant_name: str | None, as_json: bool) -> None:
             require(session, tenant_name)
     result = sweep(ExportApplier(_lock_manager(), settings), tenant=tenant_name, batch_size=settings.sweep_batch_size)
     if as_json:
-        emit_json({"examined": result.examined, "released": result.released, "batches": result.batches,
-                   "seconds": round(result.seconds, 3), "releasedByTenant": result.released_by_tenant})
+        emit_json(
+            {
+                "examined": result.examined,
+                "released": result.released,
+                "batches": result.batches,
+                "seconds": round(result.seconds, 3),
+                "releasedByTenant": result.released_by_tenant,
+            }
+        )
         return
-    click.echo(f"released {result.released} value(s); {result.examined} free value(s) had waiters; "
-               f"{result.batches} batch(es) in {result.seconds:.2f} s")
+    click.echo(
+        f"released {result.released} value(s); {result.examined} free value(s) had waiters; "
+        f"{result.batches} batch(es) in {result.seconds:.2f} s"
+    )
     for name, count in sorted(result.released_by_tenant.items()):
         click.echo(f"  {name}: {count}")
 
@@ -502,8 +547,12 @@ def report_send(tenant_name: str | None, as_json: bool) -> None:
     """Send the error reports now: new quarantines once, failing exports every time."""
     sent = send_error_reports(get_settings(), _lock_manager(), tenant_name)
     if as_json:
-        emit_json([{"tenant": o.tenant, "conflicts": o.conflicts, "failures": o.failures, "deliveredTo": o.delivered_to}
-                   for o in sent])
+        emit_json(
+            [
+                {"tenant": o.tenant, "conflicts": o.conflicts, "failures": o.failures, "deliveredTo": o.delivered_to}
+                for o in sent
+            ]
+        )
         return
     for outcome in sent:
         click.echo(outcome.describe())

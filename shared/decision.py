@@ -122,9 +122,7 @@ def plan_export(
     me = current.object_id
     wanted = desired.wanted()
     conflicts = [
-        Conflict(key, prop, value, holders[key])
-        for key, (prop, value) in wanted.items()
-        if holders.get(key, me) != me
+        Conflict(key, prop, value, holders[key]) for key, (prop, value) in wanted.items() if holders.get(key, me) != me
     ]
     legacy = tuple(c for c in conflicts if not features.resilient_for(c.property_name))
     if legacy:
@@ -153,9 +151,7 @@ def plan_export(
         else:
             upn, needs_placeholder = None, True
 
-    proxies = tuple(
-        p.raw for p in desired.proxy_addresses if not (p.is_smtp and p.key in conflicted)
-    )
+    proxies = tuple(p.raw for p in desired.proxy_addresses if not (p.is_smtp and p.key in conflicted))
     return ExportPlan(
         upn=upn,
         needs_placeholder=needs_placeholder,

@@ -36,7 +36,7 @@ def free_port() -> int:
 def redis_answers(url: str) -> bool:
     try:
         return bool(Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2).ping())
-    except Exception:  # noqa: BLE001 - any failure means "not usable here"
+    except Exception:
         return False
 
 
@@ -67,9 +67,24 @@ def private_redis(workdir: Path, *extra_args: str) -> Iterator[str]:
     log = workdir / f"redis-{port}.log"
     args = ["--save", "", "--appendonly", "no", *extra_args]
     process = subprocess.Popen(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir),
-         "--logfile", str(log), "--daemonize", "no", *args],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(workdir),
+            "--logfile",
+            str(log),
+            "--daemonize",
+            "no",
+            *args,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"redis://127.0.0.1:{port}/0"
     try:
@@ -86,8 +101,15 @@ def private_redis(workdir: Path, *extra_args: str) -> Iterator[str]:
 class Workers:
     """`celery -A workers.app worker` nodes as real processes, each in its own process group."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path, nodes: int = 1, concurrency: int = 2,
-                 pool: str = "prefork", queues: str | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_dir: Path,
+        nodes: int = 1,
+        concurrency: int = 2,
+        pool: str = "prefork",
+        queues: str | None = None,
+    ) -> None:
         self.env, self.log_dir = env, log_dir
         self.nodes, self.concurrency, self.pool, self.queues = nodes, concurrency, pool, queues
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -97,15 +119,40 @@ class Workers:
         tag = uuid.uuid4().hex[:6]
         for n in range(self.nodes):
             log = self.log_dir / f"worker-{tag}-{n}.log"
-            command = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool", self.pool,
-                       "--concurrency", str(self.concurrency), "--hostname", f"w{n}-{tag}@%h", "--loglevel", "INFO",
-                       "--without-gossip", "--without-mingle", "--logfile", str(log)]
+            command = [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workers.app",
+                "worker",
+                "--pool",
+                self.pool,
+                "--concurrency",
+                str(self.concurrency),
+                "--hostname",
+                f"w{n}-{tag}@%h",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--logfile",
+                str(log),
+            ]
             if self.queues:
                 command += ["--queues", self.queues]
             self.logs.append(log)
-            self.processes.append(subprocess.Popen(
-                command, cwd=REPO, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.STDOUT, start_new_session=True))
+            self.processes.append(
+                subprocess.Popen(
+                    command,
+                    cwd=REPO,
+                    env=self.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
         deadline = time.monotonic() + ready_timeout_s
         while not all(log.exists() and " ready." in log.read_text(errors="replace") for log in self.logs):
             for process, log in zip(self.processes, self.logs, strict=True):
@@ -119,7 +166,7 @@ class Workers:
         for process in self.processes:
             stop_process_group(process, grace_s)
 
-    def __enter__(self) -> "Workers":
+    def __enter__(self) -> Workers:
         try:
             self.start()
         except BaseException:

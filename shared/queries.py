@@ -223,6 +223,7 @@ def _error_row(row: Any) -> ProvisioningErrorRow:
 
 def _ordering(sort_field: SortField, direction: SortDirection) -> list[Any]:
     """The chosen field first; time occurred then id keep equal names in a stable order."""
+
     def directed(column: Any) -> Any:
         return column.desc() if direction is SortDirection.DESCENDING else column.asc()
 

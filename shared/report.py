@@ -71,8 +71,10 @@ def gather(session: Session, tenant: Tenant, limit: int = 5_000) -> TenantReport
     rows = session.execute(
         select(ProvisioningError, waiter, holder_now.object_id, holder_now.display_name, holder.display_name)
         .join(waiter, waiter.id == ProvisioningError.object_pk)
-        .outerjoin(ClaimedValue, and_(ClaimedValue.tenant_id == ProvisioningError.tenant_id,
-                                      ClaimedValue.key == ProvisioningError.key))
+        .outerjoin(
+            ClaimedValue,
+            and_(ClaimedValue.tenant_id == ProvisioningError.tenant_id, ClaimedValue.key == ProvisioningError.key),
+        )
         .outerjoin(holder_now, holder_now.id == ClaimedValue.object_pk)
         .outerjoin(holder, holder.object_id == ProvisioningError.conflicting_object_id)
         .where(ProvisioningError.tenant_id == tenant.id, ProvisioningError.reported_at.is_(None))
@@ -125,8 +127,11 @@ def _holder(line: ConflictLine) -> str:
 def render_text(report: TenantReport) -> str:
     out = [f"Directory synchronization error report for tenant {report.tenant}", ""]
     if report.conflicts:
-        out += [f"{len(report.conflicts)} new attribute conflict(s) were quarantined. The export succeeded; "
-                "each object below waits for the value and receives it automatically once the holder lets go.", ""]
+        out += [
+            f"{len(report.conflicts)} new attribute conflict(s) were quarantined. The export succeeded; "
+            "each object below waits for the value and receives it automatically once the holder lets go.",
+            "",
+        ]
         for c in report.conflicts:
             out += [
                 f"- {c.object_type} {c.display_name or '(no display name)'} [{c.source_anchor}]",
@@ -151,13 +156,15 @@ def render_text(report: TenantReport) -> str:
 def render_html(report: TenantReport) -> str:
     e = html.escape
     parts = [
-        "<!doctype html><html><body style=\"font-family: sans-serif\">",
+        '<!doctype html><html><body style="font-family: sans-serif">',
         f"<h2>Directory synchronization error report for tenant {e(report.tenant)}</h2>",
     ]
     if report.conflicts:
         parts.append(f"<h3>{len(report.conflicts)} new attribute conflict(s) quarantined</h3>")
-        parts.append("<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><tr><th>Object type</th>"
-                     "<th>Display name</th><th>Property</th><th>Value</th><th>Held by</th><th>Since</th></tr>")
+        parts.append(
+            '<table border="1" cellpadding="4" cellspacing="0"><tr><th>Object type</th>'
+            "<th>Display name</th><th>Property</th><th>Value</th><th>Held by</th><th>Since</th></tr>"
+        )
         for c in report.conflicts:
             parts.append(
                 f"<tr><td>{e(c.object_type)}</td><td>{e(c.display_name or '')}</td><td>{e(c.property_name)}</td>"
@@ -167,8 +174,10 @@ def render_html(report: TenantReport) -> str:
         parts.append("</table>")
     if report.failures:
         parts.append(f"<h3>{len(report.failures)} failing export(s)</h3>")
-        parts.append("<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><tr><th>Object type</th>"
-                     "<th>Source anchor</th><th>Error</th><th>Message</th><th>Attempts</th><th>Failing since</th></tr>")
+        parts.append(
+            '<table border="1" cellpadding="4" cellspacing="0"><tr><th>Object type</th>'
+            "<th>Source anchor</th><th>Error</th><th>Message</th><th>Attempts</th><th>Failing since</th></tr>"
+        )
         for f in report.failures:
             parts.append(
                 f"<tr><td>{e(f.object_type or '')}</td><td>{e(f.source_anchor or '')}</td><td>{e(f.error_code)}</td>"

@@ -41,7 +41,11 @@ def report_lock_key(tenant: str) -> str:
 
 def send_error_reports(settings: Settings, locks: LockManager, tenant: str | None = None) -> list[ReportOutcome]:
     with transaction() as session:
-        names = [require(session, tenant).name] if tenant else list(session.scalars(select(Tenant.name).order_by(Tenant.name)))
+        names = (
+            [require(session, tenant).name]
+            if tenant
+            else list(session.scalars(select(Tenant.name).order_by(Tenant.name)))
+        )
     return [outcome for name in names if (outcome := _report_one(name, settings, locks)) is not None]
 
 

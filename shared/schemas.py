@@ -121,23 +121,38 @@ def _decode(raw: str | bytes | dict[str, Any]) -> tuple[dict[str, Any], str]:
         return raw, json.dumps(raw, ensure_ascii=False, default=str)
     if isinstance(raw, bytes):
         if len(raw) > MAX_MESSAGE_BYTES:
-            raise ExportRejected(ErrorCode.LARGE_OBJECT, f"the message is {len(raw)} bytes, the limit is {MAX_MESSAGE_BYTES}", raw=raw[:4096].decode("utf-8", "replace"))
+            raise ExportRejected(
+                ErrorCode.LARGE_OBJECT,
+                f"the message is {len(raw)} bytes, the limit is {MAX_MESSAGE_BYTES}",
+                raw=raw[:4096].decode("utf-8", "replace"),
+            )
         raw = raw.decode("utf-8", "replace")
     if len(raw.encode("utf-8", "replace")) > MAX_MESSAGE_BYTES:
-        raise ExportRejected(ErrorCode.LARGE_OBJECT, f"the message is larger than {MAX_MESSAGE_BYTES} bytes", raw=raw[:4096])
+        raise ExportRejected(
+            ErrorCode.LARGE_OBJECT, f"the message is larger than {MAX_MESSAGE_BYTES} bytes", raw=raw[:4096]
+        )
     try:
         decoded = json.loads(raw)
     except RecursionError:
-        raise ExportRejected(ErrorCode.DATA_VALIDATION_FAILED, "the message is not valid JSON: it is nested too deeply", raw=raw) from None
+        raise ExportRejected(
+            ErrorCode.DATA_VALIDATION_FAILED, "the message is not valid JSON: it is nested too deeply", raw=raw
+        ) from None
     except ValueError as exc:
-        raise ExportRejected(ErrorCode.DATA_VALIDATION_FAILED, f"the message is not valid JSON: {exc}", raw=raw) from None
+        raise ExportRejected(
+            ErrorCode.DATA_VALIDATION_FAILED, f"the message is not valid JSON: {exc}", raw=raw
+        ) from None
     if not isinstance(decoded, dict):
-        raise ExportRejected(ErrorCode.DATA_VALIDATION_FAILED, f"the message must be a JSON object, not {type(decoded).__name__}", raw=raw)
+        raise ExportRejected(
+            ErrorCode.DATA_VALIDATION_FAILED,
+            f"the message must be a JSON object, not {type(decoded).__name__}",
+            raw=raw,
+        )
     return decoded, raw
 
 
 def _identity(decoded: dict[str, Any]) -> dict[str, str | None]:
     """Whatever identifies the object, when it is usable, so a failure is filed against it."""
+
     def text(name: str) -> str | None:
         value = decoded.get(name)
         return value if isinstance(value, str) and 0 < len(value) <= 256 and "\x00" not in value else None
@@ -169,7 +184,9 @@ def _optional_text(attributes: dict[str, Any], name: str) -> str | None:
     if not isinstance(value, str):
         raise InvalidValue(f"attributes.{name} must be a string, not {type(value).__name__}")
     if len(value) > MAX_TEXT_ATTRIBUTE:
-        raise InvalidValue(f"attributes.{name} is {len(value)} characters long, the limit is {MAX_TEXT_ATTRIBUTE}", too_large=True)
+        raise InvalidValue(
+            f"attributes.{name} is {len(value)} characters long, the limit is {MAX_TEXT_ATTRIBUTE}", too_large=True
+        )
     if any(ord(c) < 32 for c in value):
         raise InvalidValue(f"attributes.{name} {_shorten(value)} holds control characters")
     return value
@@ -182,7 +199,9 @@ def _proxy_addresses(attributes: dict[str, Any], max_proxy_addresses: int) -> tu
     if not isinstance(values, list):
         raise InvalidValue(f"attributes.proxyAddresses must be a list of strings, not {type(values).__name__}")
     if len(values) > max_proxy_addresses:
-        raise InvalidValue(f"attributes.proxyAddresses has {len(values)} values, the limit is {max_proxy_addresses}", too_large=True)
+        raise InvalidValue(
+            f"attributes.proxyAddresses has {len(values)} values, the limit is {max_proxy_addresses}", too_large=True
+        )
     parsed: list[ProxyAddress] = []
     seen: dict[str, str] = {}
     for index, raw in enumerate(values):
@@ -191,10 +210,14 @@ def _proxy_addresses(attributes: dict[str, Any], max_proxy_addresses: int) -> tu
         try:
             proxy = parse_proxy_address(raw)
         except InvalidValue as exc:
-            raise InvalidValue(f"attributes.proxyAddresses[{index}] {_shorten(raw)} {exc}", too_large=exc.too_large) from None
+            raise InvalidValue(
+                f"attributes.proxyAddresses[{index}] {_shorten(raw)} {exc}", too_large=exc.too_large
+            ) from None
         identity = proxy.key if proxy.is_smtp else raw.lower()
         if identity in seen:
-            raise InvalidValue(f"attributes.proxyAddresses holds {_shorten(seen[identity])} and {_shorten(raw)}, which are the same address")
+            raise InvalidValue(
+                f"attributes.proxyAddresses holds {_shorten(seen[identity])} and {_shorten(raw)}, which are the same address"
+            )
         seen[identity] = raw
         parsed.append(proxy)
     return tuple(parsed)
@@ -207,7 +230,9 @@ def parse_export(raw: str | bytes | dict[str, Any], *, max_proxy_addresses: int 
     try:
         message = ExportMessage.model_validate(decoded)
     except ValidationError as exc:
-        raise ExportRejected(ErrorCode.DATA_VALIDATION_FAILED, _describe_validation_error(exc), raw=text, **identity) from None
+        raise ExportRejected(
+            ErrorCode.DATA_VALIDATION_FAILED, _describe_validation_error(exc), raw=text, **identity
+        ) from None
     object_class = ObjectClass(message.objectClass)
     attributes = message.attributes
     try:
@@ -226,7 +251,9 @@ def parse_export(raw: str | bytes | dict[str, Any], *, max_proxy_addresses: int 
             try:
                 validate_upn(upn)
             except InvalidValue as exc:
-                raise InvalidValue(f"attributes.userPrincipalName {_shorten(upn)} {exc}", too_large=exc.too_large) from None
+                raise InvalidValue(
+                    f"attributes.userPrincipalName {_shorten(upn)} {exc}", too_large=exc.too_large
+                ) from None
         elif upn is not None:
             raise InvalidValue(f"a {object_class.value} cannot have attributes.userPrincipalName (only Users have one)")
         proxies = _proxy_addresses(attributes, max_proxy_addresses)

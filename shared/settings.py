@@ -50,7 +50,7 @@ class Settings(BaseSettings):
         """Plain postgresql:// URLs mean psycopg 3, the driver we ship."""
         for prefix in ("postgresql://", "postgres://"):
             if url.startswith(prefix):
-                return "postgresql+psycopg://" + url[len(prefix):]
+                return "postgresql+psycopg://" + url[len(prefix) :]
         return url
 
     @property

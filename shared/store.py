@@ -107,7 +107,7 @@ def mint_placeholder(session: Session, tenant: Tenant, wanted_upn: str, avoid: C
     digits = list(range(10_000))
     random.shuffle(digits)
     for start in range(0, len(digits), 32):
-        candidates = {placeholder_upn(wanted_upn, d, tenant.initial_domain): None for d in digits[start:start + 32]}
+        candidates = {placeholder_upn(wanted_upn, d, tenant.initial_domain): None for d in digits[start : start + 32]}
         keys = {value_key(c): c for c in candidates}
         taken = set(holders_of(session, tenant.id, keys)) | set(avoid)
         for key, candidate in keys.items():

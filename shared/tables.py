@@ -39,9 +39,7 @@ def truncate(text: str, width: int) -> str:
     return text[: max(width - len(ELLIPSIS), 0)] + ELLIPSIS
 
 
-def render_table(
-    headers: Sequence[str], rows: Iterable[Sequence[object]], max_width: int = MAX_CELL_WIDTH
-) -> str:
+def render_table(headers: Sequence[str], rows: Iterable[Sequence[object]], max_width: int = MAX_CELL_WIDTH) -> str:
     """Headers, a rule, then one line per row; columns as wide as their widest cell (capped)."""
     cells = [[truncate(cell_text(value), max_width) for value in row] for row in rows]
     for row in cells:

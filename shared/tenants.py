@@ -14,7 +14,9 @@ from shared.models import Tenant
 from shared.schemas import TENANT_NAME_PATTERN
 from shared.values import UPN_DOMAIN_MAX, is_valid_smtp_address
 
-_DOMAIN = re.compile(r"^(?=.{1,48}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_DOMAIN = re.compile(
+    r"^(?=.{1,48}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 
 
 class Feature(StrEnum):
@@ -81,7 +83,9 @@ def find(session: Session, name: str) -> Tenant | None:
 def require(session: Session, name: str) -> Tenant:
     tenant = find(session, name)
     if tenant is None:
-        raise TenantError(f"tenant {name!r} does not exist; create it with 'syncguard tenant create {name} --initial-domain ...'")
+        raise TenantError(
+            f"tenant {name!r} does not exist; create it with 'syncguard tenant create {name} --initial-domain ...'"
+        )
     return tenant
 
 
@@ -115,5 +119,3 @@ def refuse_disable(tenant: Tenant, feature: Feature) -> None:
             "resolve conflicts by changing the on-premises values instead"
         )
     raise TenantError(f"{feature.value} is already disabled for tenant {tenant.name!r}")
-
-

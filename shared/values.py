@@ -16,7 +16,9 @@ PROXY_ADDRESS_MAX = 1123  # Active Directory's limit for one proxyAddresses valu
 PLACEHOLDER_DIGITS = 4
 
 _UPN_PREFIX_CHARS = re.compile(r"[A-Za-z0-9'.\-_!#^~]+")
-_DOMAIN = re.compile(r"(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
+_DOMAIN = re.compile(
+    r"(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+)
 _SMTP_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _PROXY_TYPE = re.compile(r"[A-Za-z0-9]{1,16}")
 
@@ -48,7 +50,9 @@ def validate_upn(upn: str) -> str:
     bad = sorted({c for c in prefix if not _UPN_PREFIX_CHARS.fullmatch(c)})
     if bad:
         shown = ", ".join(repr(c) for c in bad)
-        raise InvalidValue(f"has characters not allowed in a UPN prefix: {shown} (allowed: A-Z a-z 0-9 ' . - _ ! # ^ ~)")
+        raise InvalidValue(
+            f"has characters not allowed in a UPN prefix: {shown} (allowed: A-Z a-z 0-9 ' . - _ ! # ^ ~)"
+        )
     if prefix.startswith(".") or prefix.endswith(".") or ".." in prefix:
         raise InvalidValue("has a prefix that starts or ends with '.' or holds '..'")
     if not _DOMAIN.fullmatch(domain):
@@ -112,7 +116,7 @@ def is_placeholder_for(upn: str | None, wanted_upn: str, initial_domain: str) ->
         return False
     head = f"{placeholder_prefix(wanted_upn)}+"
     tail = f"@{initial_domain}"
-    middle = upn[len(head): len(upn) - len(tail)]
+    middle = upn[len(head) : len(upn) - len(tail)]
     return (
         upn.lower().startswith(head.lower())
         and upn.lower().endswith(tail.lower())

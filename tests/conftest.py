@@ -13,18 +13,20 @@ import pytest
 
 from tests.services import TEST_DATABASE_URL, TEST_REDIS_URL, running_workers, service_environment
 
-os.environ.update({k: v for k, v in service_environment().items() if k in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")})
+os.environ.update(
+    {k: v for k, v in service_environment().items() if k in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
+)
 
-from redis import Redis  # noqa: E402
-from sqlalchemy import delete, text  # noqa: E402
+from redis import Redis
+from sqlalchemy import delete, text
 
-from shared.apply import ExportApplier  # noqa: E402
-from shared.db import get_engine, transaction  # noqa: E402
-from shared.locks import LockManager  # noqa: E402
-from shared.migrate import upgrade  # noqa: E402
-from shared.models import Base, FailedExport, Tenant  # noqa: E402
-from shared.settings import get_settings  # noqa: E402
-from shared.tenants import TenantSpec, create_tenant  # noqa: E402
+from shared.apply import ExportApplier
+from shared.db import get_engine, transaction
+from shared.locks import LockManager
+from shared.migrate import upgrade
+from shared.models import Base, FailedExport, Tenant
+from shared.settings import get_settings
+from shared.tenants import TenantSpec, create_tenant
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -86,11 +88,17 @@ def workers(redis_client: Redis) -> Iterator[Any]:
         yield processes
 
 
-def export_line(tenant: str, anchor: str, object_class: str = "User", sequence: int = 1,
-                operation: str = "add", **attributes: Any) -> str:
+def export_line(
+    tenant: str, anchor: str, object_class: str = "User", sequence: int = 1, operation: str = "add", **attributes: Any
+) -> str:
     """One export message as a producer would post it (DESIGN §2)."""
-    message: dict[str, Any] = {"tenant": tenant, "sourceAnchor": anchor, "objectClass": object_class,
-                               "operation": operation, "sequence": sequence}
+    message: dict[str, Any] = {
+        "tenant": tenant,
+        "sourceAnchor": anchor,
+        "objectClass": object_class,
+        "operation": operation,
+        "sequence": sequence,
+    }
     if operation != "delete":
         message["attributes"] = attributes
     return json.dumps(message)

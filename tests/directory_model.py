@@ -7,7 +7,7 @@ thousands of random operation sequences without a database.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import count
 
 from shared.decision import (
@@ -48,7 +48,7 @@ class ModelTenant:
         self._ids = count(1)
 
     def now(self) -> datetime:
-        return datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=next(self._clock))
+        return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=next(self._clock))
 
     def by_id(self, object_id: str) -> ModelObject:
         return next(o for o in self.objects.values() if o.object_id == object_id)
@@ -100,8 +100,11 @@ class ModelTenant:
         claim = set(plan.claim)
         if plan.needs_placeholder:
             assert obj.desired.upn is not None
-            digits = next(d for d in range(10_000)
-                          if value_key(placeholder_upn(obj.desired.upn, d, self.initial_domain)) not in self.claims)
+            digits = next(
+                d
+                for d in range(10_000)
+                if value_key(placeholder_upn(obj.desired.upn, d, self.initial_domain)) not in self.claims
+            )
             upn = placeholder_upn(obj.desired.upn, digits, self.initial_domain)
             claim.add(value_key(upn))
         for key in plan.release:

@@ -58,7 +58,7 @@ class MailCatcher:
         self.port = free_port()
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
 
-    def __enter__(self) -> "MailCatcher":
+    def __enter__(self) -> MailCatcher:
         self.controller.start()
         return self
 

@@ -39,7 +39,7 @@ def applier() -> ExportApplier:
 
 def _retry_delay(retries: int) -> float:
     """Jittered, growing back-off so racing exports spread out instead of colliding again."""
-    return random.uniform(0.05, 0.2) * min(2 ** retries, 32)
+    return random.uniform(0.05, 0.2) * min(2**retries, 32)
 
 
 def _release_after_commit(outcome: Outcome) -> None:
@@ -57,7 +57,7 @@ def apply_export(self: Task, message: Any, batch: str | None = None, index: int 
         if self.request.retries >= self.max_retries:
             _mark(batch, index, "gave-up")
             raise
-        raise self.retry(exc=exc, countdown=_retry_delay(self.request.retries))
+        raise self.retry(exc=exc, countdown=_retry_delay(self.request.retries)) from exc
     _release_after_commit(outcome)
     _mark(batch, index, outcome.status)
     return outcome.status
@@ -71,7 +71,9 @@ def release_values(self: Task, tenant: str, keys: list[str]) -> list[str]:
         try:
             outcome = applier().release(tenant, key)
         except (LocksBusy, RetryLater, OperationalError, DBAPIError) as exc:
-            raise self.retry(args=(tenant, keys[keys.index(key):]), exc=exc, countdown=_retry_delay(self.request.retries))
+            raise self.retry(
+                args=(tenant, keys[keys.index(key) :]), exc=exc, countdown=_retry_delay(self.request.retries)
+            ) from exc
         if outcome.status == "released":
             released.append(key)
             _release_after_commit(outcome)

@@ -40,7 +40,9 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
 
 
 @app.task(name=RELEASE_RESOLVED_CONFLICTS, bind=True)
-def release_resolved_conflicts(self: Task, cursor: list[Any] | None = None, tenant: str | None = None) -> dict[str, Any]:
+def release_resolved_conflicts(
+    self: Task, cursor: list[Any] | None = None, tenant: str | None = None
+) -> dict[str, Any]:
     """Sweep in bounded time; an unfinished sweep re-enqueues itself from where it stopped."""
     settings = get_settings()
     result = sweep(

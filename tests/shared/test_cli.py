@@ -33,8 +33,17 @@ from tests.shared.test_queries import (
     object_id,
 )
 
-ERROR_KEYS = {"objectId", "sourceAnchor", "objectType", "displayName", "errorCategory", "propertyName",
-              "propertyValue", "conflictingObjectId", "timeOccurred"}
+ERROR_KEYS = {
+    "objectId",
+    "sourceAnchor",
+    "objectType",
+    "displayName",
+    "errorCategory",
+    "propertyName",
+    "propertyValue",
+    "conflictingObjectId",
+    "timeOccurred",
+}
 ENTRY_KEYS = {"errorCategory", "propertyName", "propertyValue", "conflictingObjectId", "timeOccurred"}
 FAILURE_KEYS = {"sourceAnchor", "objectType", "errorCode", "message", "firstFailed", "lastFailed", "attempts"}
 
@@ -43,7 +52,12 @@ def syncguard(*args: str, stdin: str | None = None, **env: str) -> subprocess.Co
     """Run the CLI as its own process with the test services' environment."""
     return subprocess.run(
         [sys.executable, "-m", "shared.cli", *args],
-        input=stdin, capture_output=True, text=True, timeout=120, cwd=REPO, env=service_environment(**env),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=service_environment(**env),
         check=False,  # the exit code is what the tests assert on
     )
 
@@ -100,7 +114,10 @@ def test_errors_list_json_is_a_list_of_entries_with_exactly_the_contract_keys(co
     assert bob["objectId"] == conflicts.ids["bob"]
     assert (bob["sourceAnchor"], bob["objectType"], bob["displayName"]) == ("bob", "User", "bob Young")
     assert (bob["errorCategory"], bob["propertyName"], bob["propertyValue"]) == (
-        "PropertyConflict", "UserPrincipalName", "alice@contoso.com")
+        "PropertyConflict",
+        "UserPrincipalName",
+        "alice@contoso.com",
+    )
     assert bob["conflictingObjectId"] == conflicts.ids["alice"]
     assert bob["timeOccurred"].endswith("Z")
 
@@ -124,19 +141,38 @@ def test_only_the_property_conflict_category_is_accepted(conflicts: Conflicts) -
 
 
 def test_property_value_without_property_name_is_a_usage_error(conflicts: Conflicts) -> None:
-    done = syncguard("errors", "list", "--tenant", conflicts.tenant.name, "--error-category", "PropertyConflict",
-                     "--property-value", "alice@contoso.com")
+    done = syncguard(
+        "errors",
+        "list",
+        "--tenant",
+        conflicts.tenant.name,
+        "--error-category",
+        "PropertyConflict",
+        "--property-value",
+        "alice@contoso.com",
+    )
     assert_clean_failure(done, 2, "--property-value requires --property-name")
 
 
 def test_max_results_and_all_cannot_be_combined(conflicts: Conflicts) -> None:
-    done = syncguard("errors", "list", "--tenant", conflicts.tenant.name, "--error-category", "PropertyConflict",
-                     "--max-results", "5", "--all")
+    done = syncguard(
+        "errors",
+        "list",
+        "--tenant",
+        conflicts.tenant.name,
+        "--error-category",
+        "PropertyConflict",
+        "--max-results",
+        "5",
+        "--all",
+    )
     assert_clean_failure(done, 2, "--max-results and --all")
 
 
-@pytest.mark.parametrize("option", [["--sort-field", "Surname"], ["--sort-direction", "Up"],
-                                    ["--property-name", "Mail"], ["--max-results", "0"]])
+@pytest.mark.parametrize(
+    "option",
+    [["--sort-field", "Surname"], ["--sort-direction", "Up"], ["--property-name", "Mail"], ["--max-results", "0"]],
+)
 def test_values_outside_the_contract_are_usage_errors(conflicts: Conflicts, option: list[str]) -> None:
     result = errors_list(conflicts.tenant, *option)
     assert result.exit_code == 2, result.output
@@ -145,21 +181,24 @@ def test_values_outside_the_contract_are_usage_errors(conflicts: Conflicts, opti
 # --- errors list: filters, sorting, limits ------------------------------------------------------
 
 
-@pytest.mark.parametrize(("options", "expected"), [
-    ([], ["bob", "carol"]),
-    (["--property-name", "UserPrincipalName"], ["bob"]),
-    (["--property-name", "ProxyAddresses"], ["carol"]),
-    (["--property-name", "ProxyAddresses", "--property-value", "SMTP:ALICE@contoso.com"], ["carol"]),
-    (["--property-name", "UserPrincipalName", "--property-value", "Alice@Contoso.COM"], ["bob"]),
-    (["--property-name", "UserPrincipalName", "--property-value", "carol@contoso.com"], []),
-    (["--search-string", "xavier"], ["carol"]),
-    (["--search-string", "ALICE@"], ["bob", "carol"]),
-    (["--sort-field", "DisplayName", "--sort-direction", "Descending"], ["carol", "bob"]),
-    (["--sort-field", "UserPrincipalName"], ["bob", "carol"]),
-    (["--sort-direction", "Descending"], ["carol", "bob"]),
-    (["--max-results", "1"], ["bob"]),
-    (["--all"], ["bob", "carol"]),
-])
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ([], ["bob", "carol"]),
+        (["--property-name", "UserPrincipalName"], ["bob"]),
+        (["--property-name", "ProxyAddresses"], ["carol"]),
+        (["--property-name", "ProxyAddresses", "--property-value", "SMTP:ALICE@contoso.com"], ["carol"]),
+        (["--property-name", "UserPrincipalName", "--property-value", "Alice@Contoso.COM"], ["bob"]),
+        (["--property-name", "UserPrincipalName", "--property-value", "carol@contoso.com"], []),
+        (["--search-string", "xavier"], ["carol"]),
+        (["--search-string", "ALICE@"], ["bob", "carol"]),
+        (["--sort-field", "DisplayName", "--sort-direction", "Descending"], ["carol", "bob"]),
+        (["--sort-field", "UserPrincipalName"], ["bob", "carol"]),
+        (["--sort-direction", "Descending"], ["carol", "bob"]),
+        (["--max-results", "1"], ["bob"]),
+        (["--all"], ["bob", "carol"]),
+    ],
+)
 def test_errors_list_options(conflicts: Conflicts, options: list[str], expected: list[str]) -> None:
     assert anchors(errors_list(conflicts.tenant, *options, "--json")) == expected
 
@@ -177,8 +216,17 @@ def test_errors_list_prints_an_aligned_table(conflicts: Conflicts) -> None:
     result = errors_list(conflicts.tenant)
     assert result.exit_code == 0, result.output
     header, rule, *rows = result.stdout.splitlines()
-    assert header.split() == ["ObjectId", "SourceAnchor", "ObjectType", "DisplayName", "UserPrincipalName",
-                              "PropertyName", "PropertyValue", "ConflictingObjectId", "TimeOccurred"]
+    assert header.split() == [
+        "ObjectId",
+        "SourceAnchor",
+        "ObjectType",
+        "DisplayName",
+        "UserPrincipalName",
+        "PropertyName",
+        "PropertyValue",
+        "ConflictingObjectId",
+        "TimeOccurred",
+    ]
     assert len(rows) == 2
     value_column = header.index("PropertyValue")
     assert [row[value_column:].split()[0] for row in rows] == ["alice@contoso.com", "smtp:Alice@Contoso.com"]
@@ -194,14 +242,17 @@ def test_an_empty_result_says_so(tenant: Tenant) -> None:
 # --- unknown tenant and unreachable services ----------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [
-    ["errors", "list", "--error-category", "PropertyConflict"],
-    ["failures", "list"],
-    ["object", "show", "--source-anchor", "a1"],
-    ["object", "list"],
-    ["features", "get"],
-    ["features", "enable", "--feature", "DuplicateUPNResiliency"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["errors", "list", "--error-category", "PropertyConflict"],
+        ["failures", "list"],
+        ["object", "show", "--source-anchor", "a1"],
+        ["object", "list"],
+        ["features", "get"],
+        ["features", "enable", "--feature", "DuplicateUPNResiliency"],
+    ],
+)
 def test_an_unknown_tenant_exits_1_naming_it(command: list[str]) -> None:
     done = syncguard(*command, "--tenant", "no-such-tenant", "--json")
     assert_clean_failure(done, 1, "'no-such-tenant' does not exist")
@@ -209,8 +260,9 @@ def test_an_unknown_tenant_exits_1_naming_it(command: list[str]) -> None:
 
 
 def test_an_unreachable_database_is_named_without_its_password() -> None:
-    done = syncguard("object", "list", "--tenant", "contoso",
-                     DATABASE_URL="postgresql+psycopg://postgres:s3cret@127.0.0.1:1/test")
+    done = syncguard(
+        "object", "list", "--tenant", "contoso", DATABASE_URL="postgresql+psycopg://postgres:s3cret@127.0.0.1:1/test"
+    )
     assert_clean_failure(done, 1, "could not use the database postgresql+psycopg://postgres:***@127.0.0.1:1/test")
     assert "s3cret" not in done.stderr
 
@@ -221,8 +273,12 @@ def test_a_database_without_the_schema_says_to_run_db_upgrade(tmp_path: Path) ->
 
 
 def test_an_unreachable_broker_is_reported_cleanly(tenant: Tenant) -> None:
-    done = syncguard("post", "-", stdin=export_line(tenant.name, "u1", userPrincipalName="u1@contoso.com"),
-                     CELERY_BROKER_URL="redis://127.0.0.1:1/0")
+    done = syncguard(
+        "post",
+        "-",
+        stdin=export_line(tenant.name, "u1", userPrincipalName="u1@contoso.com"),
+        CELERY_BROKER_URL="redis://127.0.0.1:1/0",
+    )
     assert_clean_failure(done, 1, "could not reach the Celery broker at redis://127.0.0.1:1/0")
 
 
@@ -240,8 +296,18 @@ def test_db_upgrade_is_safe_to_run_again() -> None:
 
 
 def test_tenant_create_stores_domain_contacts_and_features(new_tenant_name: str) -> None:
-    created = syncguard_json("tenant", "create", new_tenant_name, "--initial-domain", "Fabrikam.onmicrosoft.com",
-                             "--contact", "ops@fabrikam.com", "--contact", "it@fabrikam.com", "--legacy-upn")
+    created = syncguard_json(
+        "tenant",
+        "create",
+        new_tenant_name,
+        "--initial-domain",
+        "Fabrikam.onmicrosoft.com",
+        "--contact",
+        "ops@fabrikam.com",
+        "--contact",
+        "it@fabrikam.com",
+        "--legacy-upn",
+    )
     assert created == {
         "name": new_tenant_name,
         "initialDomain": "fabrikam.onmicrosoft.com",
@@ -260,10 +326,13 @@ def test_creating_a_tenant_twice_is_refused(new_tenant_name: str) -> None:
     assert_clean_failure(again, 1, f"tenant {new_tenant_name!r} already exists")
 
 
-@pytest.mark.parametrize(("options", "reason"), [
-    (["--initial-domain", "not a domain"], "initial domain"),
-    (["--initial-domain", "x.onmicrosoft.com", "--contact", "nobody"], "technical contact 'nobody'"),
-])
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        (["--initial-domain", "not a domain"], "initial domain"),
+        (["--initial-domain", "x.onmicrosoft.com", "--contact", "nobody"], "technical contact 'nobody'"),
+    ],
+)
 def test_tenant_create_rejects_bad_input_with_the_reason(new_tenant_name: str, options: list[str], reason: str) -> None:
     assert_clean_failure(syncguard("tenant", "create", new_tenant_name, *options), 1, reason)
 
@@ -275,9 +344,12 @@ def test_tenant_create_needs_an_initial_domain(new_tenant_name: str) -> None:
 def test_features_get_maps_each_feature_to_whether_it_is_enabled(make_tenant: Callable[..., Tenant]) -> None:
     legacy = make_tenant(proxy_resiliency=False)
     assert syncguard_json("features", "get", "--tenant", legacy.name) == {
-        "DuplicateUPNResiliency": True, "DuplicateProxyAddressResiliency": False}
-    assert syncguard_json("features", "get", "--tenant", legacy.name,
-                          "--feature", "DuplicateProxyAddressResiliency") == {"DuplicateProxyAddressResiliency": False}
+        "DuplicateUPNResiliency": True,
+        "DuplicateProxyAddressResiliency": False,
+    }
+    assert syncguard_json(
+        "features", "get", "--tenant", legacy.name, "--feature", "DuplicateProxyAddressResiliency"
+    ) == {"DuplicateProxyAddressResiliency": False}
 
 
 def test_features_enable_turns_a_legacy_feature_on(make_tenant: Callable[..., Tenant]) -> None:
@@ -306,8 +378,15 @@ def test_an_unknown_feature_is_a_usage_error(tenant: Tenant) -> None:
 
 def test_object_show_json_gives_effective_values_and_entries(conflicts: Conflicts) -> None:
     bob = syncguard_json("object", "show", "--tenant", conflicts.tenant.name, "--source-anchor", "bob")
-    assert set(bob) == {"objectId", "sourceAnchor", "objectType", "displayName", "userPrincipalName",
-                        "proxyAddresses", "dirSyncProvisioningErrors"}
+    assert set(bob) == {
+        "objectId",
+        "sourceAnchor",
+        "objectType",
+        "displayName",
+        "userPrincipalName",
+        "proxyAddresses",
+        "dirSyncProvisioningErrors",
+    }
     assert bob["objectId"] == conflicts.ids["bob"]
     assert bob["userPrincipalName"].startswith("alice+")
     assert bob["userPrincipalName"].endswith(f"@{conflicts.tenant.initial_domain}")
@@ -334,10 +413,19 @@ def test_object_show_prints_fields_and_entries(conflicts: Conflicts) -> None:
 def test_object_list_shows_live_objects_with_their_entry_counts(conflicts: Conflicts) -> None:
     listed = syncguard_json("object", "list", "--tenant", conflicts.tenant.name)
     assert [(o["sourceAnchor"], o["provisioningErrorCount"]) for o in listed] == [
-        ("alice", 0), ("bob", 1), ("carol", 1)]
+        ("alice", 0),
+        ("bob", 1),
+        ("carol", 1),
+    ]
     table = invoke("object", "list", "--tenant", conflicts.tenant.name).stdout.splitlines()
-    assert table[0].split() == ["SourceAnchor", "ObjectType", "DisplayName", "UserPrincipalName",
-                                "ProxyAddresses", "Errors"]
+    assert table[0].split() == [
+        "SourceAnchor",
+        "ObjectType",
+        "DisplayName",
+        "UserPrincipalName",
+        "ProxyAddresses",
+        "Errors",
+    ]
     assert table[2].split()[0] == "alice" and table[2].endswith("0")
 
 
@@ -346,7 +434,11 @@ def test_failures_list_json(applier: ExportApplier, tenant: Tenant) -> None:
     [failure] = syncguard_json("failures", "list", "--tenant", tenant.name)
     assert set(failure) == FAILURE_KEYS
     assert (failure["sourceAnchor"], failure["objectType"], failure["errorCode"], failure["attempts"]) == (
-        "g1", "Group", "DataValidationFailed", 1)
+        "g1",
+        "Group",
+        "DataValidationFailed",
+        1,
+    )
     assert "only Users" in failure["message"]
     assert failure["firstFailed"].endswith("Z") and failure["lastFailed"].endswith("Z")
 
@@ -370,7 +462,9 @@ def test_post_reports_rejected_lines_without_failing(tenant: Tenant, not_json: s
     posted = json.loads(done.stdout)
     assert posted["enqueued"] == 0
     assert [(r["line"], r["errorCode"]) for r in posted["rejected"]] == [
-        (1, "DataValidationFailed"), (3, "DataValidationFailed")]
+        (1, "DataValidationFailed"),
+        (3, "DataValidationFailed"),
+    ]
     assert "userPrincipalName" in posted["rejected"][0]["error"]
     assert [f["sourceAnchor"] for f in syncguard_json("failures", "list", "--tenant", tenant.name)] == ["no-upn"]
 
@@ -388,11 +482,16 @@ def test_post_wait_applies_the_valid_lines_and_files_the_invalid_one(
     workers: object, tenant: Tenant, tmp_path: Path
 ) -> None:
     exports = tmp_path / "exports.jsonl"
-    exports.write_text("\n".join([
-        export_line(tenant.name, "first", displayName="First", userPrincipalName="shared@contoso.com"),
-        export_line(tenant.name, "broken", displayName="Broken", userPrincipalName="not a upn"),
-        export_line(tenant.name, "second", displayName="Second", userPrincipalName="shared@contoso.com"),
-    ]) + "\n")
+    exports.write_text(
+        "\n".join(
+            [
+                export_line(tenant.name, "first", displayName="First", userPrincipalName="shared@contoso.com"),
+                export_line(tenant.name, "broken", displayName="Broken", userPrincipalName="not a upn"),
+                export_line(tenant.name, "second", displayName="Second", userPrincipalName="shared@contoso.com"),
+            ]
+        )
+        + "\n"
+    )
 
     done = syncguard("post", str(exports), "--wait", "--timeout", "120", "--json")
     assert done.returncode == 0, done.stderr
@@ -431,4 +530,5 @@ def test_long_cells_are_cut_with_an_ellipsis_and_stay_on_one_line() -> None:
 
 def test_lists_and_missing_values_render_readably() -> None:
     assert render_table(["A", "B"], [[["SMTP:a@x.com", "smtp:b@x.com"], None]]).splitlines()[2] == (
-        "SMTP:a@x.com, smtp:b@x.com")
+        "SMTP:a@x.com, smtp:b@x.com"
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,15 +19,16 @@ from shared.decision import (
 from shared.values import parse_proxy_address, value_key
 from tests.directory_model import ModelTenant
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 def desired(upn: str | None = None, *proxies: str) -> DesiredState:
     return DesiredState(upn=upn, proxy_addresses=tuple(parse_proxy_address(p) for p in proxies))
 
 
-def plan(want: DesiredState, holders: dict[str, str], features: Features = Features(),
-         current: CurrentState | None = None) -> ExportPlan:
+def plan(
+    want: DesiredState, holders: dict[str, str], features: Features = Features(), current: CurrentState | None = None
+) -> ExportPlan:
     result = plan_export(want, current or CurrentState("me"), holders, features, NOW)
     assert isinstance(result, ExportPlan)
     return result
@@ -45,19 +46,25 @@ def test_a_taken_upn_asks_for_a_placeholder_and_names_the_holder() -> None:
     assert result.needs_placeholder and result.upn is None
     (entry,) = result.open_quarantines
     assert (entry.property_name, entry.value, entry.conflicting_object_id) == (
-        PropertyName.USER_PRINCIPAL_NAME, "Bob@Contoso.com", "first")
+        PropertyName.USER_PRINCIPAL_NAME,
+        "Bob@Contoso.com",
+        "first",
+    )
 
 
 def test_the_same_value_as_upn_and_proxy_gives_one_entry_named_after_the_upn() -> None:
-    result = plan(desired("bob@contoso.com", "SMTP:bob@contoso.com", "smtp:b2@contoso.com"),
-                  holders={"bob@contoso.com": "first"})
+    result = plan(
+        desired("bob@contoso.com", "SMTP:bob@contoso.com", "smtp:b2@contoso.com"), holders={"bob@contoso.com": "first"}
+    )
     assert [q.property_name for q in result.open_quarantines] == [PropertyName.USER_PRINCIPAL_NAME]
     assert result.proxy_addresses == ("smtp:b2@contoso.com",)
 
 
 def test_a_taken_smtp_address_is_left_out_and_other_proxy_types_are_never_checked() -> None:
-    result = plan(desired(None, "SMTP:shared@contoso.com", "X500:/o=a", "SIP:shared@contoso.com"),
-                  holders={"shared@contoso.com": "user"})
+    result = plan(
+        desired(None, "SMTP:shared@contoso.com", "X500:/o=a", "SIP:shared@contoso.com"),
+        holders={"shared@contoso.com": "user"},
+    )
     assert result.proxy_addresses == ("X500:/o=a", "SIP:shared@contoso.com")
     assert [q.key for q in result.open_quarantines] == ["shared@contoso.com"]
 
@@ -183,7 +190,7 @@ def test_random_operation_sequences_keep_every_invariant(ops: list[tuple[str, De
     model.sweep()
     assert_invariants(model)
     for obj in model.objects.values():
-        for key, entry in obj.quarantines.items():
+        for key in obj.quarantines:
             assert key in model.claims, "after the sweep no one waits for a free value"
 
 

@@ -41,9 +41,7 @@ def test_acquisition_is_all_or_nothing(locks: LockManager, redis_client: Redis, 
     assert locks.release(wanted, locks.try_acquire(wanted)) == len(wanted)
 
 
-def test_a_lock_expires_and_a_stale_token_cannot_release_the_new_holder(
-    redis_client: Redis, tenant_name: str
-) -> None:
+def test_a_lock_expires_and_a_stale_token_cannot_release_the_new_holder(redis_client: Redis, tenant_name: str) -> None:
     short = LockManager(redis_client, ttl_ms=100)
     keys = export_lock_keys(tenant_name, "obj", ["v@x.com"])
     stale = short.try_acquire(keys)

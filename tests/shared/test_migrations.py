@@ -26,6 +26,7 @@ def test_the_embedded_sqlite_default_migrates_from_scratch(tmp_path: Path) -> No
     url = f"sqlite:///{tmp_path / 'syncguard.sqlite3'}"
     upgrade(url)
     assert {"tenants", "directory_objects", "claimed_values", "provisioning_errors", "failed_exports"} <= set(
-        inspect(create_engine(url)).get_table_names())
+        inspect(create_engine(url)).get_table_names()
+    )
     assert _drift(url) == []
     upgrade(url)  # running it again is harmless

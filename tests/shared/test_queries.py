@@ -46,11 +46,21 @@ def object_id(tenant: Tenant, anchor: str) -> str:
 def build_conflicts(applier: ExportApplier, tenant: Tenant) -> Conflicts:
     """Three users, applied in this order, so Bob's entry is older than Carol's."""
     exports = [
-        export_line(tenant.name, "alice", displayName="Alice Zed", userPrincipalName="alice@contoso.com",
-                    proxyAddresses=["SMTP:alice@contoso.com"]),
+        export_line(
+            tenant.name,
+            "alice",
+            displayName="Alice Zed",
+            userPrincipalName="alice@contoso.com",
+            proxyAddresses=["SMTP:alice@contoso.com"],
+        ),
         export_line(tenant.name, "bob", displayName="bob Young", userPrincipalName="alice@contoso.com"),
-        export_line(tenant.name, "carol", displayName="Carol Xavier", userPrincipalName="carol@contoso.com",
-                    proxyAddresses=["SMTP:carol@contoso.com", "smtp:Alice@Contoso.com"]),
+        export_line(
+            tenant.name,
+            "carol",
+            displayName="Carol Xavier",
+            userPrincipalName="carol@contoso.com",
+            proxyAddresses=["SMTP:carol@contoso.com", "smtp:Alice@Contoso.com"],
+        ),
     ]
     for line in exports:
         assert applier.apply(line).status == "applied"
@@ -63,18 +73,32 @@ def insert_waiting_objects(tenant: Tenant, holder_object_id: str, count: int) ->
     with transaction() as session:
         for n in range(count):
             obj = DirectoryObject(
-                tenant_id=tenant.id, source_anchor=f"bulk-{n:04d}", object_id=str(uuid.uuid4()),
-                object_class="User", display_name=f"Bulk {n:04d}", wanted_upn="shared@contoso.com",
-                upn=f"shared+{n:04d}@{tenant.initial_domain}", wanted_proxy_addresses=[], proxy_addresses=[],
-                attributes={}, last_sequence=1, deleted=False,
+                tenant_id=tenant.id,
+                source_anchor=f"bulk-{n:04d}",
+                object_id=str(uuid.uuid4()),
+                object_class="User",
+                display_name=f"Bulk {n:04d}",
+                wanted_upn="shared@contoso.com",
+                upn=f"shared+{n:04d}@{tenant.initial_domain}",
+                wanted_proxy_addresses=[],
+                proxy_addresses=[],
+                attributes={},
+                last_sequence=1,
+                deleted=False,
             )
             session.add(obj)
             session.flush()
-            session.add(ProvisioningError(
-                tenant_id=tenant.id, object_pk=obj.id, key="shared@contoso.com", property_name="UserPrincipalName",
-                property_value="shared@contoso.com", conflicting_object_id=holder_object_id,
-                occurred_at=now + timedelta(milliseconds=n),
-            ))
+            session.add(
+                ProvisioningError(
+                    tenant_id=tenant.id,
+                    object_pk=obj.id,
+                    key="shared@contoso.com",
+                    property_name="UserPrincipalName",
+                    property_value="shared@contoso.com",
+                    conflicting_object_id=holder_object_id,
+                    occurred_at=now + timedelta(milliseconds=n),
+                )
+            )
 
 
 @pytest.fixture
@@ -114,8 +138,11 @@ def test_conflicting_object_id_names_the_current_holder_after_a_release(
     conflicts: Conflicts, applier: ExportApplier
 ) -> None:
     tenant = conflicts.tenant
-    freed = applier.apply(export_line(tenant.name, "alice", sequence=2, displayName="Alice Zed",
-                                      userPrincipalName="alice.zed@contoso.com"))
+    freed = applier.apply(
+        export_line(
+            tenant.name, "alice", sequence=2, displayName="Alice Zed", userPrincipalName="alice.zed@contoso.com"
+        )
+    )
     assert freed.freed_with_waiters == ("alice@contoso.com",)
     assert applier.release(tenant.name, "alice@contoso.com").status == "released"
 
@@ -157,47 +184,59 @@ def test_an_unknown_category_matches_nothing(conflicts: Conflicts) -> None:
 # --- filters ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("property_name", "expected"), [
-    ("UserPrincipalName", [BOB]),
-    ("ProxyAddresses", [CAROL]),
-    (None, [BOB, CAROL]),
-])
+@pytest.mark.parametrize(
+    ("property_name", "expected"),
+    [
+        ("UserPrincipalName", [BOB]),
+        ("ProxyAddresses", [CAROL]),
+        (None, [BOB, CAROL]),
+    ],
+)
 def test_property_name_filter(conflicts: Conflicts, property_name: str | None, expected: list[tuple[str, str]]) -> None:
     assert errors(conflicts.tenant, property_name=property_name) == expected
 
 
-@pytest.mark.parametrize(("property_name", "value", "expected"), [
-    ("UserPrincipalName", "ALICE@CONTOSO.COM", [BOB]),
-    ("ProxyAddresses", "alice@contoso.com", [CAROL]),
-    ("ProxyAddresses", "SMTP:alice@CONTOSO.com", [CAROL]),
-    ("ProxyAddresses", "smtp:Alice@Contoso.com", [CAROL]),
-    ("ProxyAddresses", "X500:alice@contoso.com", []),
-    ("UserPrincipalName", "carol@contoso.com", []),
-])
+@pytest.mark.parametrize(
+    ("property_name", "value", "expected"),
+    [
+        ("UserPrincipalName", "ALICE@CONTOSO.COM", [BOB]),
+        ("ProxyAddresses", "alice@contoso.com", [CAROL]),
+        ("ProxyAddresses", "SMTP:alice@CONTOSO.com", [CAROL]),
+        ("ProxyAddresses", "smtp:Alice@Contoso.com", [CAROL]),
+        ("ProxyAddresses", "X500:alice@contoso.com", []),
+        ("UserPrincipalName", "carol@contoso.com", []),
+    ],
+)
 def test_property_value_matches_the_entrys_value_case_insensitively(
     conflicts: Conflicts, property_name: str, value: str, expected: list[tuple[str, str]]
 ) -> None:
     assert errors(conflicts.tenant, property_name=property_name, property_value=value) == expected
 
 
-@pytest.mark.parametrize(("value", "key"), [
-    ("Bob@Contoso.com", "bob@contoso.com"),
-    ("smtp:Bob@Contoso.com", "bob@contoso.com"),
-    ("SMTP:BOB@contoso.com", "bob@contoso.com"),
-    ("SIP:bob@contoso.com", None),
-])
+@pytest.mark.parametrize(
+    ("value", "key"),
+    [
+        ("Bob@Contoso.com", "bob@contoso.com"),
+        ("smtp:Bob@Contoso.com", "bob@contoso.com"),
+        ("SMTP:BOB@contoso.com", "bob@contoso.com"),
+        ("SIP:bob@contoso.com", None),
+    ],
+)
 def test_property_value_key_strips_the_smtp_prefix_and_ignores_other_proxy_types(value: str, key: str | None) -> None:
     assert property_value_key(value) == key
 
 
-@pytest.mark.parametrize(("search", "expected"), [
-    ("YOUNG", [BOB]),                 # display name
-    ("onmicrosoft", [BOB]),           # Bob's effective UPN is a placeholder on the initial domain
-    ("carol@", [CAROL]),              # Carol's effective UPN
-    ("SMTP:ALICE", [CAROL]),          # the value as the export gave it
-    ("alice@contoso", [BOB, CAROL]),
-    ("nobody", []),
-])
+@pytest.mark.parametrize(
+    ("search", "expected"),
+    [
+        ("YOUNG", [BOB]),  # display name
+        ("onmicrosoft", [BOB]),  # Bob's effective UPN is a placeholder on the initial domain
+        ("carol@", [CAROL]),  # Carol's effective UPN
+        ("SMTP:ALICE", [CAROL]),  # the value as the export gave it
+        ("alice@contoso", [BOB, CAROL]),
+        ("nobody", []),
+    ],
+)
 def test_search_matches_display_name_upn_and_value_case_insensitively(
     conflicts: Conflicts, search: str, expected: list[tuple[str, str]]
 ) -> None:
@@ -206,7 +245,9 @@ def test_search_matches_display_name_upn_and_value_case_insensitively(
 
 def test_search_treats_like_wildcards_as_plain_characters(applier: ExportApplier, tenant: Tenant) -> None:
     build_conflicts(applier, tenant)
-    applier.apply(export_line(tenant.name, "dave", displayName="Dave 100%_Sales", userPrincipalName="alice@contoso.com"))
+    applier.apply(
+        export_line(tenant.name, "dave", displayName="Dave 100%_Sales", userPrincipalName="alice@contoso.com")
+    )
     assert errors(tenant, search="%") == [("dave", "UserPrincipalName")]
     assert errors(tenant, search="0%_s") == [("dave", "UserPrincipalName")]
     assert errors(tenant, search="_") == [("dave", "UserPrincipalName")]
@@ -215,14 +256,17 @@ def test_search_treats_like_wildcards_as_plain_characters(applier: ExportApplier
 # --- sorting and limits -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("field", "direction", "expected"), [
-    ("None", "Ascending", [BOB, CAROL]),
-    ("None", "Descending", [CAROL, BOB]),
-    ("DisplayName", "Ascending", [BOB, CAROL]),     # "bob Young" < "Carol Xavier" ignoring case
-    ("DisplayName", "Descending", [CAROL, BOB]),
-    ("UserPrincipalName", "Ascending", [BOB, CAROL]),   # "alice+NNNN@..." < "carol@..."
-    ("UserPrincipalName", "Descending", [CAROL, BOB]),
-])
+@pytest.mark.parametrize(
+    ("field", "direction", "expected"),
+    [
+        ("None", "Ascending", [BOB, CAROL]),
+        ("None", "Descending", [CAROL, BOB]),
+        ("DisplayName", "Ascending", [BOB, CAROL]),  # "bob Young" < "Carol Xavier" ignoring case
+        ("DisplayName", "Descending", [CAROL, BOB]),
+        ("UserPrincipalName", "Ascending", [BOB, CAROL]),  # "alice+NNNN@..." < "carol@..."
+        ("UserPrincipalName", "Descending", [CAROL, BOB]),
+    ],
+)
 def test_sorting(conflicts: Conflicts, field: str, direction: str, expected: list[tuple[str, str]]) -> None:
     assert errors(conflicts.tenant, sort_field=field, sort_direction=direction) == expected
 
@@ -268,8 +312,15 @@ def test_failures_are_listed_newest_first_with_their_error_and_attempts(
     ]
     assert "bob@contoso.com" in rows[0].message
     assert rows[0].first_failed <= rows[0].last_failed
-    assert set(rows[0].as_json()) == {"sourceAnchor", "objectType", "errorCode", "message", "firstFailed",
-                                      "lastFailed", "attempts"}
+    assert set(rows[0].as_json()) == {
+        "sourceAnchor",
+        "objectType",
+        "errorCode",
+        "message",
+        "firstFailed",
+        "lastFailed",
+        "attempts",
+    }
 
 
 def test_show_object_gives_effective_values_and_its_entries(conflicts: Conflicts) -> None:
@@ -283,13 +334,15 @@ def test_show_object_gives_effective_values_and_its_entries(conflicts: Conflicts
         "displayName": "Carol Xavier",
         "userPrincipalName": "carol@contoso.com",
         "proxyAddresses": ["SMTP:carol@contoso.com"],
-        "dirSyncProvisioningErrors": [{
-            "errorCategory": "PropertyConflict",
-            "propertyName": "ProxyAddresses",
-            "propertyValue": "smtp:Alice@Contoso.com",
-            "conflictingObjectId": conflicts.ids["alice"],
-            "timeOccurred": iso_utc(carol.provisioning_errors[0].time_occurred),
-        }],
+        "dirSyncProvisioningErrors": [
+            {
+                "errorCategory": "PropertyConflict",
+                "propertyName": "ProxyAddresses",
+                "propertyValue": "smtp:Alice@Contoso.com",
+                "conflictingObjectId": conflicts.ids["alice"],
+                "timeOccurred": iso_utc(carol.provisioning_errors[0].time_occurred),
+            }
+        ],
     }
 
 

@@ -44,10 +44,19 @@ def test_each_new_quarantine_is_mailed_once_and_a_legacy_failure_every_time(
     make_tenant: Callable[..., Tenant], applier: ExportApplier, mail: MailCatcher, report: Callable[[str], list[str]]
 ) -> None:
     tenant = make_tenant(technical_contacts=("it@contoso.test",), proxy_resiliency=False)
-    applier.apply(export_line(tenant.name, "holder", displayName="Ann Holder", userPrincipalName="ann@contoso.com",
-                              proxyAddresses=["SMTP:ann@contoso.com", "smtp:team@contoso.com"]))
+    applier.apply(
+        export_line(
+            tenant.name,
+            "holder",
+            displayName="Ann Holder",
+            userPrincipalName="ann@contoso.com",
+            proxyAddresses=["SMTP:ann@contoso.com", "smtp:team@contoso.com"],
+        )
+    )
     applier.apply(export_line(tenant.name, "second", displayName="Ann Second", userPrincipalName="ann@contoso.com"))
-    applier.apply(export_line(tenant.name, "grp", "Group", displayName="Team", proxyAddresses=["SMTP:team@contoso.com"]))
+    applier.apply(
+        export_line(tenant.name, "grp", "Group", displayName="Team", proxyAddresses=["SMTP:team@contoso.com"])
+    )
 
     report(tenant.name)
     (first,) = mail.for_recipient("it@contoso.test")
@@ -88,7 +97,9 @@ def test_the_html_escapes_what_producers_wrote(
 ) -> None:
     tenant = make_tenant(technical_contacts=("sec@contoso.test",))
     applier.apply(export_line(tenant.name, "h", displayName="<b>holder</b>", userPrincipalName="x@contoso.com"))
-    applier.apply(export_line(tenant.name, "w", displayName="<script>alert(1)</script>", userPrincipalName="x@contoso.com"))
+    applier.apply(
+        export_line(tenant.name, "w", displayName="<script>alert(1)</script>", userPrincipalName="x@contoso.com")
+    )
     report(tenant.name)
     (message,) = mail.for_recipient("sec@contoso.test")
     _, html = bodies(message)
@@ -97,8 +108,11 @@ def test_the_html_escapes_what_producers_wrote(
 
 
 def test_a_failed_delivery_marks_nothing_so_the_next_run_sends_it(
-    make_tenant: Callable[..., Tenant], applier: ExportApplier, mail: MailCatcher, redis_client: Redis,
-    report: Callable[[str], list[str]]
+    make_tenant: Callable[..., Tenant],
+    applier: ExportApplier,
+    mail: MailCatcher,
+    redis_client: Redis,
+    report: Callable[[str], list[str]],
 ) -> None:
     tenant = make_tenant(technical_contacts=("ops@contoso.test",))
     applier.apply(export_line(tenant.name, "h", userPrincipalName="y@contoso.com"))

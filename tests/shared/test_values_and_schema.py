@@ -18,9 +18,14 @@ from shared.values import (
 
 
 def message(**overrides: object) -> str:
-    base: dict[str, object] = {"tenant": "contoso", "sourceAnchor": "a1", "objectClass": "User",
-                               "operation": "add", "sequence": 1,
-                               "attributes": {"userPrincipalName": "bob@contoso.com"}}
+    base: dict[str, object] = {
+        "tenant": "contoso",
+        "sourceAnchor": "a1",
+        "objectClass": "User",
+        "operation": "add",
+        "sequence": 1,
+        "attributes": {"userPrincipalName": "bob@contoso.com"},
+    }
     base.update(overrides)
     return json.dumps(base)
 
@@ -33,24 +38,33 @@ def rejection(raw: str) -> ExportRejected:
 
 def test_upn_and_smtp_share_one_case_insensitive_key() -> None:
     assert value_key("Bob@Contoso.COM") == value_key("bob@contoso.com")
-    assert parse_proxy_address("SMTP:Bob@Contoso.com").key == parse_proxy_address("smtp:bob@contoso.com").key == "bob@contoso.com"
+    assert (
+        parse_proxy_address("SMTP:Bob@Contoso.com").key
+        == parse_proxy_address("smtp:bob@contoso.com").key
+        == "bob@contoso.com"
+    )
     assert not parse_proxy_address("X500:/o=x").is_smtp
 
 
-@pytest.mark.parametrize("upn, fragment", [
-    ("no-at-sign", "prefix@domain"),
-    ("bo b@contoso.com", "' '"),
-    ("a+b@contoso.com", "'+'"),
-    (".dot@contoso.com", "'.'"),
-    ("bob@not_a_domain", "invalid domain"),
-])
+@pytest.mark.parametrize(
+    "upn, fragment",
+    [
+        ("no-at-sign", "prefix@domain"),
+        ("bo b@contoso.com", "' '"),
+        ("a+b@contoso.com", "'+'"),
+        (".dot@contoso.com", "'.'"),
+        ("bob@not_a_domain", "invalid domain"),
+    ],
+)
 def test_malformed_upns_are_refused(upn: str, fragment: str) -> None:
     with pytest.raises(InvalidValue) as caught:
         validate_upn(upn)
     assert fragment in str(caught.value) and not caught.value.too_large
 
 
-@pytest.mark.parametrize("upn", ["a" * 65 + "@contoso.com", "bob@" + "d" * 45 + ".com", "a" * 64 + "@" + "d" * 44 + ".com" + "x" * 10])
+@pytest.mark.parametrize(
+    "upn", ["a" * 65 + "@contoso.com", "bob@" + "d" * 45 + ".com", "a" * 64 + "@" + "d" * 44 + ".com" + "x" * 10]
+)
 def test_too_long_upns_are_large_objects(upn: str) -> None:
     with pytest.raises(InvalidValue) as caught:
         validate_upn(upn)
@@ -67,32 +81,67 @@ def test_the_placeholder_keeps_the_prefix_within_64_characters_and_is_recognised
 
 
 def test_a_valid_export_keeps_every_attribute_as_given() -> None:
-    export = parse_export(message(attributes={"userPrincipalName": "bob@contoso.com", "department": {"x": [1]},
-                                              "proxyAddresses": ["SMTP:bob@contoso.com", "X500:/o=a"]}))
+    export = parse_export(
+        message(
+            attributes={
+                "userPrincipalName": "bob@contoso.com",
+                "department": {"x": [1]},
+                "proxyAddresses": ["SMTP:bob@contoso.com", "X500:/o=a"],
+            }
+        )
+    )
     assert export.object_class is ObjectClass.USER
     assert export.attributes["department"] == {"x": [1]}
     assert [p.raw for p in export.proxy_addresses] == ["SMTP:bob@contoso.com", "X500:/o=a"]
 
 
-@pytest.mark.parametrize("raw, code, fragment", [
-    ("{", ErrorCode.DATA_VALIDATION_FAILED, "not valid JSON"),
-    ("[" * 100_000 + "]" * 100_000, ErrorCode.DATA_VALIDATION_FAILED, "nested too deeply"),
-    (message(extra=1), ErrorCode.DATA_VALIDATION_FAILED, "'extra' is not part of an export"),
-    (message(sequence=-1), ErrorCode.DATA_VALIDATION_FAILED, "sequence"),
-    (message(sequence=2**63), ErrorCode.DATA_VALIDATION_FAILED, "sequence"),
-    (message(sequence=True), ErrorCode.DATA_VALIDATION_FAILED, "sequence"),
-    (message(tenant="Not A Slug"), ErrorCode.DATA_VALIDATION_FAILED, "tenant"),
-    (message(operation="merge"), ErrorCode.DATA_VALIDATION_FAILED, "operation"),
-    (message(attributes={"userPrincipalName": 5}), ErrorCode.DATA_VALIDATION_FAILED, "must be a string"),
-    (message(attributes={"userPrincipalName": "b@c.com", "displayName": "a\x00b"}), ErrorCode.DATA_VALIDATION_FAILED, "NUL"),
-    (message(attributes={"userPrincipalName": "b@c.com", "proxyAddresses": "SMTP:b@c.com"}), ErrorCode.DATA_VALIDATION_FAILED, "list"),
-    (message(attributes={"userPrincipalName": "b@c.com", "proxyAddresses": ["SMTP:b@c.com", "smtp:B@C.com"]}),
-     ErrorCode.DATA_VALIDATION_FAILED, "same address"),
-    (message(attributes={"userPrincipalName": "b@c.com", "proxyAddresses": ["nocolon"]}), ErrorCode.DATA_VALIDATION_FAILED, "TYPE:value"),
-    (message(attributes={"userPrincipalName": "b@c.com", "displayName": "x" * 300}), ErrorCode.LARGE_OBJECT, "limit is 256"),
-    (message(attributes={"userPrincipalName": "b@c.com", "proxyAddresses": ["X500:" + "x" * 2000]}), ErrorCode.LARGE_OBJECT, "limit is 1123"),
-])
-def test_bad_exports_get_their_code_and_a_message_that_names_the_problem(raw: str, code: ErrorCode, fragment: str) -> None:
+@pytest.mark.parametrize(
+    "raw, code, fragment",
+    [
+        ("{", ErrorCode.DATA_VALIDATION_FAILED, "not valid JSON"),
+        ("[" * 100_000 + "]" * 100_000, ErrorCode.DATA_VALIDATION_FAILED, "nested too deeply"),
+        (message(extra=1), ErrorCode.DATA_VALIDATION_FAILED, "'extra' is not part of an export"),
+        (message(sequence=-1), ErrorCode.DATA_VALIDATION_FAILED, "sequence"),
+        (message(sequence=2**63), ErrorCode.DATA_VALIDATION_FAILED, "sequence"),
+        (message(sequence=True), ErrorCode.DATA_VALIDATION_FAILED, "sequence"),
+        (message(tenant="Not A Slug"), ErrorCode.DATA_VALIDATION_FAILED, "tenant"),
+        (message(operation="merge"), ErrorCode.DATA_VALIDATION_FAILED, "operation"),
+        (message(attributes={"userPrincipalName": 5}), ErrorCode.DATA_VALIDATION_FAILED, "must be a string"),
+        (
+            message(attributes={"userPrincipalName": "b@c.com", "displayName": "a\x00b"}),
+            ErrorCode.DATA_VALIDATION_FAILED,
+            "NUL",
+        ),
+        (
+            message(attributes={"userPrincipalName": "b@c.com", "proxyAddresses": "SMTP:b@c.com"}),
+            ErrorCode.DATA_VALIDATION_FAILED,
+            "list",
+        ),
+        (
+            message(attributes={"userPrincipalName": "b@c.com", "proxyAddresses": ["SMTP:b@c.com", "smtp:B@C.com"]}),
+            ErrorCode.DATA_VALIDATION_FAILED,
+            "same address",
+        ),
+        (
+            message(attributes={"userPrincipalName": "b@c.com", "proxyAddresses": ["nocolon"]}),
+            ErrorCode.DATA_VALIDATION_FAILED,
+            "TYPE:value",
+        ),
+        (
+            message(attributes={"userPrincipalName": "b@c.com", "displayName": "x" * 300}),
+            ErrorCode.LARGE_OBJECT,
+            "limit is 256",
+        ),
+        (
+            message(attributes={"userPrincipalName": "b@c.com", "proxyAddresses": ["X500:" + "x" * 2000]}),
+            ErrorCode.LARGE_OBJECT,
+            "limit is 1123",
+        ),
+    ],
+)
+def test_bad_exports_get_their_code_and_a_message_that_names_the_problem(
+    raw: str, code: ErrorCode, fragment: str
+) -> None:
     rejected = rejection(raw)
     assert rejected.code is code
     assert fragment in rejected.message

@@ -32,8 +32,12 @@ def send_raw(redis: Redis, messages: list[Any], timeout_s: float = 60) -> dict[s
     batch = uuid.uuid4().hex
     with app.producer_or_acquire() as producer:
         for index, message in enumerate(messages):
-            app.send_task(APPLY_EXPORT, kwargs={"message": message, "batch": batch, "index": index},
-                          queue=EXPORTS_QUEUE, producer=producer)
+            app.send_task(
+                APPLY_EXPORT,
+                kwargs={"message": message, "batch": batch, "index": index},
+                queue=EXPORTS_QUEUE,
+                producer=producer,
+            )
     assert wait_for(redis, batch, len(messages), timeout_s), "workers did not finish in time"
     return outcomes(redis, batch)
 
@@ -71,18 +75,33 @@ def object_view(tenant: str, anchor: str) -> ObjectView | None:
         if obj is None:
             return None
         entries = [
-            {"propertyName": e.property_name, "propertyValue": e.property_value,
-             "conflictingObjectId": e.conflicting_object_id, "key": e.key}
+            {
+                "propertyName": e.property_name,
+                "propertyValue": e.property_value,
+                "conflictingObjectId": e.conflicting_object_id,
+                "key": e.key,
+            }
             for e in session.scalars(select(ProvisioningError).where(ProvisioningError.object_pk == obj.id))
         ]
         held = set(session.scalars(select(ClaimedValue.key).where(ClaimedValue.object_pk == obj.id)))
-        return ObjectView(obj.object_id, obj.object_class, obj.upn, list(obj.proxy_addresses), entries, held,
-                          obj.last_sequence, obj.deleted, obj.display_name)
+        return ObjectView(
+            obj.object_id,
+            obj.object_class,
+            obj.upn,
+            list(obj.proxy_addresses),
+            entries,
+            held,
+            obj.last_sequence,
+            obj.deleted,
+            obj.display_name,
+        )
 
 
 def failures(tenant: str | None) -> list[FailedExport]:
     with transaction() as session:
-        query = select(FailedExport).where(FailedExport.tenant == tenant) if tenant else select(FailedExport).where(FailedExport.tenant.is_(None))
+        query = (
+            select(FailedExport).where(FailedExport.tenant == tenant)
+            if tenant
+            else select(FailedExport).where(FailedExport.tenant.is_(None))
+        )
         return list(session.scalars(query.order_by(FailedExport.id)))
-
-

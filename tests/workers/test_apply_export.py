@@ -23,12 +23,30 @@ def _workers(workers: object) -> None:
 def test_second_user_with_a_taken_upn_gets_a_placeholder_and_one_entry_naming_the_first(
     tenant: Tenant, redis_client: Redis
 ) -> None:
-    post_and_wait(redis_client, [export_line(tenant.name, "bob-1", displayName="Bob One",
-                                             userPrincipalName="bob@contoso.com",
-                                             proxyAddresses=["SMTP:bob@contoso.com"])])
-    counts = post_and_wait(redis_client, [export_line(tenant.name, "bob-2", displayName="Bob Two",
-                                                      userPrincipalName="bob@contoso.com",
-                                                      proxyAddresses=["SMTP:bob@contoso.com"])])
+    post_and_wait(
+        redis_client,
+        [
+            export_line(
+                tenant.name,
+                "bob-1",
+                displayName="Bob One",
+                userPrincipalName="bob@contoso.com",
+                proxyAddresses=["SMTP:bob@contoso.com"],
+            )
+        ],
+    )
+    counts = post_and_wait(
+        redis_client,
+        [
+            export_line(
+                tenant.name,
+                "bob-2",
+                displayName="Bob Two",
+                userPrincipalName="bob@contoso.com",
+                proxyAddresses=["SMTP:bob@contoso.com"],
+            )
+        ],
+    )
     first, second = object_view(tenant.name, "bob-1"), object_view(tenant.name, "bob-2")
     assert first is not None and second is not None
     assert counts == {"applied": 1}
@@ -38,19 +56,34 @@ def test_second_user_with_a_taken_upn_gets_a_placeholder_and_one_entry_naming_th
     assert domain == tenant.initial_domain
     assert second.proxy_addresses == []
     assert [(e["propertyName"], e["propertyValue"], e["conflictingObjectId"]) for e in second.entries] == [
-        ("UserPrincipalName", "bob@contoso.com", first.object_id)]
+        ("UserPrincipalName", "bob@contoso.com", first.object_id)
+    ]
     assert failures(tenant.name) == []
 
 
 def test_a_group_asking_for_a_users_smtp_address_is_created_without_it(tenant: Tenant, redis_client: Redis) -> None:
-    post_and_wait(redis_client, [export_line(tenant.name, "ann", userPrincipalName="ann@contoso.com",
-                                             proxyAddresses=["SMTP:ann@contoso.com"])])
-    post_and_wait(redis_client, [export_line(tenant.name, "sales", "Group", displayName="Sales",
-                                             proxyAddresses=["SMTP:ann@contoso.com", "smtp:sales@contoso.com"])])
+    post_and_wait(
+        redis_client,
+        [export_line(tenant.name, "ann", userPrincipalName="ann@contoso.com", proxyAddresses=["SMTP:ann@contoso.com"])],
+    )
+    post_and_wait(
+        redis_client,
+        [
+            export_line(
+                tenant.name,
+                "sales",
+                "Group",
+                displayName="Sales",
+                proxyAddresses=["SMTP:ann@contoso.com", "smtp:sales@contoso.com"],
+            )
+        ],
+    )
     group, user = object_view(tenant.name, "sales"), object_view(tenant.name, "ann")
     assert group is not None and user is not None
     assert group.proxy_addresses == ["smtp:sales@contoso.com"]
-    assert [(e["propertyName"], e["conflictingObjectId"]) for e in group.entries] == [("ProxyAddresses", user.object_id)]
+    assert [(e["propertyName"], e["conflictingObjectId"]) for e in group.entries] == [
+        ("ProxyAddresses", user.object_id)
+    ]
     assert user.entries == []
 
 
@@ -58,8 +91,17 @@ def test_a_new_user_whose_proxy_address_a_group_holds_is_created_with_that_addre
     tenant: Tenant, redis_client: Redis
 ) -> None:
     post_and_wait(redis_client, [export_line(tenant.name, "team", "Group", proxyAddresses=["SMTP:team@contoso.com"])])
-    counts = post_and_wait(redis_client, [export_line(tenant.name, "tom", userPrincipalName="tom@contoso.com",
-                                                      proxyAddresses=["SMTP:tom@contoso.com", "smtp:team@contoso.com"])])
+    counts = post_and_wait(
+        redis_client,
+        [
+            export_line(
+                tenant.name,
+                "tom",
+                userPrincipalName="tom@contoso.com",
+                proxyAddresses=["SMTP:tom@contoso.com", "smtp:team@contoso.com"],
+            )
+        ],
+    )
     user = object_view(tenant.name, "tom")
     assert counts == {"applied": 1} and user is not None
     assert user.upn == "tom@contoso.com"
@@ -71,10 +113,13 @@ def test_a_new_user_whose_proxy_address_a_group_holds_is_created_with_that_addre
 def test_two_new_groups_with_one_address_posted_together_are_both_created_on_the_first_attempt(
     tenant: Tenant, redis_client: Redis
 ) -> None:
-    counts = post_and_wait(redis_client, [
-        export_line(tenant.name, "g-a", "Group", proxyAddresses=["SMTP:all@contoso.com"]),
-        export_line(tenant.name, "g-b", "Group", proxyAddresses=["SMTP:all@contoso.com"]),
-    ])
+    counts = post_and_wait(
+        redis_client,
+        [
+            export_line(tenant.name, "g-a", "Group", proxyAddresses=["SMTP:all@contoso.com"]),
+            export_line(tenant.name, "g-b", "Group", proxyAddresses=["SMTP:all@contoso.com"]),
+        ],
+    )
     a, b = object_view(tenant.name, "g-a"), object_view(tenant.name, "g-b")
     assert counts == {"applied": 2} and a is not None and b is not None
     holders = [g for g in (a, b) if "all@contoso.com" in g.held]
@@ -96,8 +141,13 @@ def test_out_of_order_delivery_ends_in_the_highest_sequence(tenant: Tenant, redi
 
 
 def test_the_same_message_delivered_twice_changes_nothing(tenant: Tenant, redis_client: Redis) -> None:
-    line = export_line(tenant.name, "joe", sequence=7, userPrincipalName="joe@contoso.com",
-                       proxyAddresses=["SMTP:joe@contoso.com", "X500:/o=contoso/cn=joe"])
+    line = export_line(
+        tenant.name,
+        "joe",
+        sequence=7,
+        userPrincipalName="joe@contoso.com",
+        proxyAddresses=["SMTP:joe@contoso.com", "X500:/o=contoso/cn=joe"],
+    )
     post_and_wait(redis_client, [line])
     before = object_view(tenant.name, "joe")
     counts = post_and_wait(redis_client, [line])
@@ -114,12 +164,17 @@ def test_a_late_add_after_a_delete_does_not_bring_the_object_back(tenant: Tenant
 
 
 def test_case_never_makes_two_values_different(tenant: Tenant, redis_client: Redis) -> None:
-    post_and_wait(redis_client, [export_line(tenant.name, "a", userPrincipalName="Bob@Contoso.com",
-                                             proxyAddresses=["SMTP:Bob@Contoso.com"])])
-    post_and_wait(redis_client, [
-        export_line(tenant.name, "b", userPrincipalName="bob@contoso.com"),
-        export_line(tenant.name, "c", "Contact", proxyAddresses=["smtp:BOB@CONTOSO.COM"]),
-    ])
+    post_and_wait(
+        redis_client,
+        [export_line(tenant.name, "a", userPrincipalName="Bob@Contoso.com", proxyAddresses=["SMTP:Bob@Contoso.com"])],
+    )
+    post_and_wait(
+        redis_client,
+        [
+            export_line(tenant.name, "b", userPrincipalName="bob@contoso.com"),
+            export_line(tenant.name, "c", "Contact", proxyAddresses=["smtp:BOB@CONTOSO.COM"]),
+        ],
+    )
     b, c = object_view(tenant.name, "b"), object_view(tenant.name, "c")
     assert b is not None and c is not None
     assert b.upn is not None and "+" in b.upn and len(b.entries) == 1
@@ -128,10 +183,13 @@ def test_case_never_makes_two_values_different(tenant: Tenant, redis_client: Red
 
 def test_x500_and_sip_duplicates_are_never_quarantined(tenant: Tenant, redis_client: Redis) -> None:
     shared = ["X500:/o=contoso/ou=same", "SIP:same@contoso.com"]
-    post_and_wait(redis_client, [
-        export_line(tenant.name, "x1", userPrincipalName="x1@contoso.com", proxyAddresses=shared),
-        export_line(tenant.name, "x2", "Group", proxyAddresses=shared),
-    ])
+    post_and_wait(
+        redis_client,
+        [
+            export_line(tenant.name, "x1", userPrincipalName="x1@contoso.com", proxyAddresses=shared),
+            export_line(tenant.name, "x2", "Group", proxyAddresses=shared),
+        ],
+    )
     for anchor in ("x1", "x2"):
         view = object_view(tenant.name, anchor)
         assert view is not None and view.proxy_addresses == shared and view.entries == []
@@ -139,10 +197,17 @@ def test_x500_and_sip_duplicates_are_never_quarantined(tenant: Tenant, redis_cli
 
 def test_the_same_upn_in_two_tenants_is_no_conflict(make_tenant: Callable[..., Tenant], redis_client: Redis) -> None:
     one, two = make_tenant(), make_tenant()
-    post_and_wait(redis_client, [
-        export_line(one.name, "same", userPrincipalName="same@contoso.com", proxyAddresses=["SMTP:same@contoso.com"]),
-        export_line(two.name, "same", userPrincipalName="same@contoso.com", proxyAddresses=["SMTP:same@contoso.com"]),
-    ])
+    post_and_wait(
+        redis_client,
+        [
+            export_line(
+                one.name, "same", userPrincipalName="same@contoso.com", proxyAddresses=["SMTP:same@contoso.com"]
+            ),
+            export_line(
+                two.name, "same", userPrincipalName="same@contoso.com", proxyAddresses=["SMTP:same@contoso.com"]
+            ),
+        ],
+    )
     for t in (one, two):
         view = object_view(t.name, "same")
         assert view is not None and view.upn == "same@contoso.com" and view.entries == []
@@ -152,7 +217,9 @@ def test_legacy_upn_mode_fails_the_export_and_leaves_the_object_uncreated(
     make_tenant: Callable[..., Tenant], redis_client: Redis
 ) -> None:
     legacy = make_tenant(upn_resiliency=False)
-    post_and_wait(redis_client, [export_line(legacy.name, "first", displayName="First", userPrincipalName="dup@contoso.com")])
+    post_and_wait(
+        redis_client, [export_line(legacy.name, "first", displayName="First", userPrincipalName="dup@contoso.com")]
+    )
     counts = post_and_wait(redis_client, [export_line(legacy.name, "second", userPrincipalName="dup@contoso.com")])
     assert counts == {"failed": 1}
     assert object_view(legacy.name, "second") is None
@@ -171,26 +238,119 @@ def test_legacy_upn_mode_fails_the_export_and_leaves_the_object_uncreated(
 INVALID_EXPORTS = [
     ("not json at all", "DataValidationFailed", "not valid JSON"),
     ("[1, 2]", "DataValidationFailed", "must be a JSON object"),
-    ({"tenant": "{t}", "sourceAnchor": "p", "objectClass": "Printer", "operation": "add", "sequence": 1},
-     "DataValidationFailed", "objectClass"),
-    ({"tenant": "{t}", "sourceAnchor": "g", "objectClass": "Group", "operation": "add", "sequence": 1,
-      "attributes": {"userPrincipalName": "g@contoso.com"}}, "DataValidationFailed", "only Users"),
-    ({"tenant": "{t}", "sourceAnchor": "n", "objectClass": "User", "operation": "add", "sequence": 1,
-      "attributes": {"displayName": "No UPN"}}, "DataValidationFailed", "needs attributes.userPrincipalName"),
-    ({"tenant": "{t}", "sourceAnchor": "m", "objectClass": "User", "operation": "add", "sequence": 1,
-      "attributes": {"userPrincipalName": "a+b@contoso.com"}}, "DataValidationFailed", "'+'"),
-    ({"tenant": "{t}", "sourceAnchor": "s", "objectClass": "Contact", "operation": "add", "sequence": 1,
-      "attributes": {"proxyAddresses": ["SMTP:"]}}, "DataValidationFailed", "no value after SMTP:"),
-    ({"tenant": "{t}", "sourceAnchor": "s2", "objectClass": "Contact", "operation": "add", "sequence": 1,
-      "attributes": {"proxyAddresses": ["SMTP:not-an-address"]}}, "DataValidationFailed", "not a valid SMTP address"),
-    ({"tenant": "no-such-tenant", "sourceAnchor": "x", "objectClass": "User", "operation": "add", "sequence": 1,
-      "attributes": {"userPrincipalName": "x@contoso.com"}}, "DataValidationFailed", "does not exist"),
-    ({"tenant": "{t}", "sourceAnchor": "q", "objectClass": "User", "operation": "add", "sequence": "1",
-      "attributes": {"userPrincipalName": "q@contoso.com"}}, "DataValidationFailed", "sequence"),
-    ({"tenant": "{t}", "sourceAnchor": "big", "objectClass": "Contact", "operation": "add", "sequence": 1,
-      "attributes": {"proxyAddresses": [f"smtp:a{i}@contoso.com" for i in range(301)]}}, "LargeObject", "301 values"),
-    ({"tenant": "{t}", "sourceAnchor": "long", "objectClass": "User", "operation": "add", "sequence": 1,
-      "attributes": {"userPrincipalName": "a" * 65 + "@contoso.com"}}, "LargeObject", "65-character prefix"),
+    (
+        {"tenant": "{t}", "sourceAnchor": "p", "objectClass": "Printer", "operation": "add", "sequence": 1},
+        "DataValidationFailed",
+        "objectClass",
+    ),
+    (
+        {
+            "tenant": "{t}",
+            "sourceAnchor": "g",
+            "objectClass": "Group",
+            "operation": "add",
+            "sequence": 1,
+            "attributes": {"userPrincipalName": "g@contoso.com"},
+        },
+        "DataValidationFailed",
+        "only Users",
+    ),
+    (
+        {
+            "tenant": "{t}",
+            "sourceAnchor": "n",
+            "objectClass": "User",
+            "operation": "add",
+            "sequence": 1,
+            "attributes": {"displayName": "No UPN"},
+        },
+        "DataValidationFailed",
+        "needs attributes.userPrincipalName",
+    ),
+    (
+        {
+            "tenant": "{t}",
+            "sourceAnchor": "m",
+            "objectClass": "User",
+            "operation": "add",
+            "sequence": 1,
+            "attributes": {"userPrincipalName": "a+b@contoso.com"},
+        },
+        "DataValidationFailed",
+        "'+'",
+    ),
+    (
+        {
+            "tenant": "{t}",
+            "sourceAnchor": "s",
+            "objectClass": "Contact",
+            "operation": "add",
+            "sequence": 1,
+            "attributes": {"proxyAddresses": ["SMTP:"]},
+        },
+        "DataValidationFailed",
+        "no value after SMTP:",
+    ),
+    (
+        {
+            "tenant": "{t}",
+            "sourceAnchor": "s2",
+            "objectClass": "Contact",
+            "operation": "add",
+            "sequence": 1,
+            "attributes": {"proxyAddresses": ["SMTP:not-an-address"]},
+        },
+        "DataValidationFailed",
+        "not a valid SMTP address",
+    ),
+    (
+        {
+            "tenant": "no-such-tenant",
+            "sourceAnchor": "x",
+            "objectClass": "User",
+            "operation": "add",
+            "sequence": 1,
+            "attributes": {"userPrincipalName": "x@contoso.com"},
+        },
+        "DataValidationFailed",
+        "does not exist",
+    ),
+    (
+        {
+            "tenant": "{t}",
+            "sourceAnchor": "q",
+            "objectClass": "User",
+            "operation": "add",
+            "sequence": "1",
+            "attributes": {"userPrincipalName": "q@contoso.com"},
+        },
+        "DataValidationFailed",
+        "sequence",
+    ),
+    (
+        {
+            "tenant": "{t}",
+            "sourceAnchor": "big",
+            "objectClass": "Contact",
+            "operation": "add",
+            "sequence": 1,
+            "attributes": {"proxyAddresses": [f"smtp:a{i}@contoso.com" for i in range(301)]},
+        },
+        "LargeObject",
+        "301 values",
+    ),
+    (
+        {
+            "tenant": "{t}",
+            "sourceAnchor": "long",
+            "objectClass": "User",
+            "operation": "add",
+            "sequence": 1,
+            "attributes": {"userPrincipalName": "a" * 65 + "@contoso.com"},
+        },
+        "LargeObject",
+        "65-character prefix",
+    ),
 ]
 
 
@@ -199,8 +359,14 @@ def test_every_class_of_invalid_export_is_recorded_with_its_code_and_the_worker_
 ) -> None:
     messages: list[object] = []
     for message, _, _ in INVALID_EXPORTS:
-        messages.append(json.loads(json.dumps(message).replace("{t}", tenant.name)) if isinstance(message, dict) else message)
-        messages.append(json.loads(export_line(tenant.name, f"ok-{len(messages)}", userPrincipalName=f"ok{len(messages)}@contoso.com")))
+        messages.append(
+            json.loads(json.dumps(message).replace("{t}", tenant.name)) if isinstance(message, dict) else message
+        )
+        messages.append(
+            json.loads(
+                export_line(tenant.name, f"ok-{len(messages)}", userPrincipalName=f"ok{len(messages)}@contoso.com")
+            )
+        )
     counts = send_raw(redis_client, messages)
     assert counts == {"failed": len(INVALID_EXPORTS), "applied": len(INVALID_EXPORTS)}
     recorded = failures(tenant.name) + failures("no-such-tenant") + failures(None)

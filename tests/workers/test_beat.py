@@ -44,13 +44,34 @@ def test_two_beats_started_at_once_schedule_each_task_once_per_period(tmp_path: 
     Redis.from_url(broker).flushdb()
     prefix = f"sg-test-beat-{uuid.uuid4().hex[:8]}:"
     interval = 1.0
-    env = service_environment(CELERY_BROKER_URL=broker, BEAT_KEY_PREFIX=prefix,
-                              RELEASE_INTERVAL_S=str(interval), REPORT_INTERVAL_S=str(interval))
+    env = service_environment(
+        CELERY_BROKER_URL=broker,
+        BEAT_KEY_PREFIX=prefix,
+        RELEASE_INTERVAL_S=str(interval),
+        REPORT_INTERVAL_S=str(interval),
+    )
     logs = [tmp_path / f"beat-{n}.log" for n in range(2)]
     beats = [
-        subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.app", "beat", "--loglevel", "DEBUG",
-                          "--schedule", str(tmp_path / f"unused-{n}"), "--logfile", str(log)],
-                         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workers.app",
+                "beat",
+                "--loglevel",
+                "DEBUG",
+                "--schedule",
+                str(tmp_path / f"unused-{n}"),
+                "--logfile",
+                str(log),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
         for n, log in enumerate(logs)
     ]
     try:
@@ -70,8 +91,9 @@ def test_two_beats_started_at_once_schedule_each_task_once_per_period(tmp_path: 
     assert len(senders) == 1, "only the beat holding the lock may schedule"
     broker_redis = Redis.from_url(broker)
     messages = broker_redis.lrange(MAINTENANCE_QUEUE, 0, -1)
-    counts = Counter(RELEASE_RESOLVED_CONFLICTS if RELEASE_RESOLVED_CONFLICTS.encode() in m else SEND_ERROR_REPORTS
-                     for m in messages)
+    counts = Counter(
+        RELEASE_RESOLVED_CONFLICTS if RELEASE_RESOLVED_CONFLICTS.encode() in m else SEND_ERROR_REPORTS for m in messages
+    )
     periods = elapsed / interval
     for task in (RELEASE_RESOLVED_CONFLICTS, SEND_ERROR_REPORTS):
         assert periods - 2 <= counts[task] <= periods + 3, f"{task} ran {counts[task]} times in {periods:.0f} periods"

@@ -76,8 +76,9 @@ def test_racing_exports_never_give_one_value_two_holders(tenant: Tenant, redis_c
     wait_until_idle(redis_client)
     rate = len(lines) / elapsed
     ARTIFACTS.mkdir(exist_ok=True)
-    Path(ARTIFACTS, "race.json").write_text(json.dumps({"exports": len(lines), "seconds": elapsed,
-                                                        "exports_per_s": rate, "outcomes": counts}))
+    Path(ARTIFACTS, "race.json").write_text(
+        json.dumps({"exports": len(lines), "seconds": elapsed, "exports_per_s": rate, "outcomes": counts})
+    )
     print(f"\nrace: {len(lines)} exports in {elapsed:.2f} s = {rate:.0f} exports/s, outcomes {counts}")
 
     assert len(lines) >= 1000
@@ -85,7 +86,10 @@ def test_racing_exports_never_give_one_value_two_holders(tenant: Tenant, redis_c
     assert failures(tenant.name) == []
 
     with transaction() as session:
-        objects = {o.source_anchor: o for o in session.scalars(select(DirectoryObject).where(DirectoryObject.tenant_id == tenant.id))}
+        objects = {
+            o.source_anchor: o
+            for o in session.scalars(select(DirectoryObject).where(DirectoryObject.tenant_id == tenant.id))
+        }
         held: dict[int, set[str]] = defaultdict(set)
         for claim in session.scalars(select(ClaimedValue).where(ClaimedValue.tenant_id == tenant.id)):
             held[claim.object_pk].add(claim.key)
@@ -93,8 +97,11 @@ def test_racing_exports_never_give_one_value_two_holders(tenant: Tenant, redis_c
         for entry in session.scalars(select(ProvisioningError).where(ProvisioningError.tenant_id == tenant.id)):
             entries[entry.object_pk].append(entry.key)
         duplicate_claims = session.execute(
-            select(ClaimedValue.key, func.count()).where(ClaimedValue.tenant_id == tenant.id)
-            .group_by(ClaimedValue.key).having(func.count() > 1)).all()
+            select(ClaimedValue.key, func.count())
+            .where(ClaimedValue.tenant_id == tenant.id)
+            .group_by(ClaimedValue.key)
+            .having(func.count() > 1)
+        ).all()
 
     assert duplicate_claims == []
     effective_owner: Counter[str] = Counter()
@@ -110,7 +117,8 @@ def test_racing_exports_never_give_one_value_two_holders(tenant: Tenant, redis_c
         for key in _wanted_keys(desired):
             has_value, waiting = key in held[obj.id], entries[obj.id].count(key)
             assert (has_value and waiting == 0) or (not has_value and waiting == 1), (
-                f"{anchor}: holds {key}={has_value}, entries for it={waiting}")
+                f"{anchor}: holds {key}={has_value}, entries for it={waiting}"
+            )
             if waiting:
                 assert key in all_held, f"{anchor} still waits for {key}, which nobody holds"
         effective = {parse_proxy_address(p).key for p in obj.proxy_addresses if p.lower().startswith("smtp:")}

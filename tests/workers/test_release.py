@@ -71,13 +71,29 @@ def test_a_holder_changing_its_upn_lets_the_waiter_have_it(
 def test_a_holder_dropping_a_proxy_address_hands_it_to_the_waiting_group(
     tenant: Tenant, redis_client: Redis, workers: Workers
 ) -> None:
-    post_and_wait(redis_client, [export_line(tenant.name, "u", userPrincipalName="u@contoso.com",
-                                             proxyAddresses=["SMTP:u@contoso.com", "smtp:help@contoso.com"])])
-    post_and_wait(redis_client, [export_line(tenant.name, "g", "Group",
-                                             proxyAddresses=["SMTP:help@contoso.com", "X500:/o=g"])])
+    post_and_wait(
+        redis_client,
+        [
+            export_line(
+                tenant.name,
+                "u",
+                userPrincipalName="u@contoso.com",
+                proxyAddresses=["SMTP:u@contoso.com", "smtp:help@contoso.com"],
+            )
+        ],
+    )
+    post_and_wait(
+        redis_client, [export_line(tenant.name, "g", "Group", proxyAddresses=["SMTP:help@contoso.com", "X500:/o=g"])]
+    )
     assert view(tenant, "g").proxy_addresses == ["X500:/o=g"]
-    post_and_wait(redis_client, [export_line(tenant.name, "u", sequence=2, userPrincipalName="u@contoso.com",
-                                             proxyAddresses=["SMTP:u@contoso.com"])])
+    post_and_wait(
+        redis_client,
+        [
+            export_line(
+                tenant.name, "u", sequence=2, userPrincipalName="u@contoso.com", proxyAddresses=["SMTP:u@contoso.com"]
+            )
+        ],
+    )
     eventually(lambda: holds(tenant, "g", "help@contoso.com"))
     assert view(tenant, "g").proxy_addresses == ["SMTP:help@contoso.com", "X500:/o=g"]
     assert view(tenant, "g").entries == []
@@ -93,17 +109,19 @@ def test_three_waiters_get_the_value_in_quarantine_order_one_at_a_time(
     for waiter in ("w1", "w2", "w3"):
         post_and_wait(redis_client, [contact(waiter)])
     assert view(tenant, "w3").entries[0]["conflictingObjectId"] == view(tenant, "holder").object_id
-    for leaving, next_in_line, still_waiting in (("holder", "w1", ["w2", "w3"]), ("w1", "w2", ["w3"]), ("w2", "w3", [])):
+    for leaving, next_in_line, still_waiting in (
+        ("holder", "w1", ["w2", "w3"]),
+        ("w1", "w2", ["w3"]),
+        ("w2", "w3", []),
+    ):
         post_and_wait(redis_client, [contact(leaving, 2, "delete")])
-        eventually(lambda: holds(tenant, next_in_line, "desk@contoso.com"))
+        eventually(lambda who=next_in_line: holds(tenant, who, "desk@contoso.com"))
         wait_until_idle(redis_client)
         for waiter in still_waiting:
             assert len(view(tenant, waiter).entries) == 1 and "desk@contoso.com" not in view(tenant, waiter).held
 
 
-def test_the_sweep_releases_everything_free_when_nothing_else_did(
-    tenant: Tenant, applier: ExportApplier
-) -> None:
+def test_the_sweep_releases_everything_free_when_nothing_else_did(tenant: Tenant, applier: ExportApplier) -> None:
     """In-process applies never enqueue a fast release, so only the sweep can hand these back."""
     for n in range(5):
         applier.apply(export_line(tenant.name, f"holder{n}", userPrincipalName=f"v{n}@contoso.com"))
@@ -152,6 +170,8 @@ def test_with_the_fast_path_off_only_the_sweep_task_releases(
     post(export_line(tenant.name, "h", sequence=2, operation="delete"))
     time.sleep(1.0)
     assert not holds(tenant, "w", "slow@contoso.com"), "nothing but the sweep may release here"
-    producer_app(settings).send_task(RELEASE_RESOLVED_CONFLICTS, kwargs={"tenant": tenant.name}, queue=MAINTENANCE_QUEUE)
+    producer_app(settings).send_task(
+        RELEASE_RESOLVED_CONFLICTS, kwargs={"tenant": tenant.name}, queue=MAINTENANCE_QUEUE
+    )
     eventually(lambda: holds(tenant, "w", "slow@contoso.com"))
     assert view(tenant, "w").upn == "slow@contoso.com"

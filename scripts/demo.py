@@ -1,8 +1,7 @@
 """The syncguard demo (run it with ./scripts/demo): the whole job on one machine, then the result as tables.
 
-SQLite in a temporary folder is the database. Redis is the one at REDIS_URL; without REDIS_URL it is
-the local server on 127.0.0.1:6379, database 14, so the demo's queues never mix with other data in
-database 0. When no Redis answers and `redis-server` is installed, a private one runs on a free
+SQLite in a temporary folder is the database. Redis is the one at REDIS_URL (default
+redis://127.0.0.1:6379/0). When no Redis answers and `redis-server` is installed, a private one runs on a free
 loopback port for the length of the demo. A real Celery worker applies the bundled sample exports,
 posted through the `syncguard` command line; the worker and any private Redis are stopped however
 the demo ends (error, Ctrl-C or SIGTERM).
@@ -15,29 +14,28 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from redis import Redis
 
+from shared.local_services import ServiceFailed, Workers, private_redis, redis_answers
+from shared.settings import Settings
 from shared.tables import render_table
-from shared.task_names import EXPORTS_QUEUE, MAINTENANCE_QUEUE, RELEASES_QUEUE
+from shared.task_names import RELEASES_QUEUE
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "examples" / "sample-exports.jsonl"
+DEFAULT_REDIS_URL = Settings.model_fields["redis_url"].default
 SYNCGUARD = str(Path(sys.executable).with_name("syncguard"))
 TENANT = "demo"
 INITIAL_DOMAIN = "demo.onmicrosoft.com"
-DEMO_REDIS_DB = 14
-WORKER_READY_S = 60
 STEPS = 6
 
 
@@ -57,90 +55,21 @@ def indent(text: str, prefix: str = "      ") -> str:
     return "\n".join(prefix + line if line else line for line in text.rstrip().splitlines())
 
 
-def redis_answers(url: str) -> bool:
-    try:
-        return bool(Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2).ping())
-    except Exception:
-        return False
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def stop_process_group(process: subprocess.Popen[Any], name: str, grace_s: float) -> None:
-    """SIGTERM the process and its children (a warm shutdown for Celery), SIGKILL what is left."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        say(f"      {name} did not stop within {grace_s:g} s; killing it")
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
-
-
-@contextmanager
-def private_redis(workdir: Path) -> Iterator[str]:
-    """A throw-away redis-server on a free loopback port that keeps nothing on disk."""
-    port = free_port()
-    log = workdir / "redis.log"
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-            "--logfile",
-            str(log),
-            "--daemonize",
-            "no",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        deadline = time.monotonic() + 10
-        while not redis_answers(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise DemoFailed(f"the private redis-server did not start; see {log}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        stop_process_group(process, "redis-server", grace_s=10)
-
-
 def choose_redis(stack: ExitStack, workdir: Path) -> tuple[str, str]:
     """The Redis URL to use and a sentence saying which one it is."""
     given = os.environ.get("REDIS_URL")
-    url = given or f"redis://127.0.0.1:6379/{DEMO_REDIS_DB}"
+    url = given or DEFAULT_REDIS_URL
     if redis_answers(url):
-        if given:
-            return url, f"{url} (from REDIS_URL)"
-        # Our own database number on the shared server: clear what an interrupted demo left queued.
-        Redis.from_url(url).delete(EXPORTS_QUEUE, RELEASES_QUEUE, MAINTENANCE_QUEUE)
-        return url, f"{url} (the local server; database {DEMO_REDIS_DB} keeps the demo apart)"
+        return url, f"{url} (from REDIS_URL)" if given else f"{url} (the local server)"
     if shutil.which("redis-server") is None:
         raise DemoFailed(
             f"no Redis answers at {url} and redis-server is not installed: install Redis "
             "(e.g. apt-get install redis-server) or point REDIS_URL at one"
         )
-    private = stack.enter_context(private_redis(workdir))
+    try:
+        private = stack.enter_context(private_redis(workdir))
+    except ServiceFailed as exc:
+        raise DemoFailed(str(exc)) from None
     return private, f"{private} (a private redis-server: none answered at {url}; stopped afterwards)"
 
 
@@ -179,52 +108,6 @@ def cli_json(env: dict[str, str], *args: str) -> Any:
         raise DemoFailed(f"`syncguard {' '.join(args)} --json` printed something that is not JSON: {exc}") from None
 
 
-@contextmanager
-def celery_worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`celery -A workers.app worker` as a real process, ready before the body runs, stopped after."""
-    hostname = f"demo-{uuid.uuid4().hex[:6]}@%h"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "workers.app",
-            "worker",
-            "--concurrency",
-            "2",
-            "--pool",
-            "prefork",
-            "--hostname",
-            hostname,
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--logfile",
-            str(log),
-        ],
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        started = time.monotonic()
-        while not (log.exists() and " ready." in log.read_text(errors="replace")):
-            if process.poll() is not None:
-                raise DemoFailed(f"the worker exited with {process.returncode} while starting:\n{tail(log)}")
-            if time.monotonic() - started > WORKER_READY_S:
-                raise DemoFailed(f"the worker was not ready after {WORKER_READY_S} s:\n{tail(log)}")
-            time.sleep(0.1)
-        say(f"      worker ready in {time.monotonic() - started:.1f} s (log: {log})")
-        yield process
-    finally:
-        stop_process_group(process, "the worker", grace_s=30)
-
-
 def release_sweep(env: dict[str, str], redis_url: str) -> None:
     """`syncguard release run`, so the tables do not depend on when the fast-path release ran."""
     probe = subprocess.run([SYNCGUARD, "release", "run", "--help"], check=False, env=env, cwd=REPO, capture_output=True)
@@ -237,12 +120,6 @@ def release_sweep(env: dict[str, str], redis_url: str) -> None:
     while quiet < 5 and time.monotonic() < deadline:
         quiet = quiet + 1 if redis.llen(RELEASES_QUEUE) == 0 else 0
         time.sleep(0.2)
-
-
-def tail(log: Path, lines: int = 20) -> str:
-    if not log.exists():
-        return "      (no worker log)"
-    return indent("\n".join(log.read_text(errors="replace").splitlines()[-lines:]))
 
 
 def other_proxies(addresses: Sequence[str]) -> str:
@@ -382,7 +259,12 @@ def run_demo(keep: bool) -> None:
         run_cli(env, "db", "upgrade")
 
         step(2, "start a Celery worker: celery -A workers.app worker --concurrency 2")
-        stack.enter_context(celery_worker(env, workdir / "worker.log"))
+        started = time.monotonic()
+        try:
+            workers = stack.enter_context(Workers(env, workdir, nodes=1, concurrency=2))
+        except ServiceFailed as exc:
+            raise DemoFailed(str(exc)) from None
+        say(f"      worker ready in {time.monotonic() - started:.1f} s (log: {workers.logs[0]})")
 
         step(3, "create the demo tenant (both resiliency features on)")
         run_cli(env, "tenant", "create", TENANT, "--initial-domain", INITIAL_DOMAIN, "--contact", "admin@demo.example")

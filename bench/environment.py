@@ -41,8 +41,13 @@ class BenchEnvironment:
         return env
 
     def activate(self) -> None:
-        """Point this process's settings at the bench services (before anything reads them)."""
+        """Point this process's settings at the bench services, forgetting any earlier ones."""
+        from shared.db import forget_engines
+        from shared.settings import get_settings
+
         os.environ.update(DATABASE_URL=self.database_url, REDIS_URL=self.redis_url, CELERY_BROKER_URL=self.redis_url)
+        get_settings.cache_clear()
+        forget_engines()
 
 
 def recreate_database(url: str) -> None:

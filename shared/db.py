@@ -57,3 +57,11 @@ def forget_inherited_connections() -> None:
     """A forked worker child must open its own connections, never reuse its parent's."""
     for engine in _engines.values():
         engine.dispose(close=False)
+
+
+def forget_engines() -> None:
+    """Close every pool and forget it: the next use connects afresh (after settings changed)."""
+    for engine in _engines.values():
+        engine.dispose()
+    _engines.clear()
+    _sessions.clear()

@@ -1,0 +1,140 @@
+"""End-to-end export throughput against Celery's own no-op task rate, same broker, pool and workers.
+
+    python -m bench.throughput [--exports 20000] [--conflict-percent 1] [--workers 2]
+
+Both runs are timed the same way: from the first enqueue until the queue is empty and nothing is
+left unacknowledged, so the no-op rate is the ceiling for one message per export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from bench.environment import BenchEnvironment, bench_environment
+
+TENANT = "bench"
+
+
+def export_messages(count: int, conflict_percent: float, generation: int = 0) -> list[dict[str, Any]]:
+    """New users with unique values; every k-th one asks for its neighbour's UPN and address."""
+    every = round(100 / conflict_percent) if conflict_percent else 0
+    messages = []
+    for i in range(count):
+        value = i - 1 if every and i % every == every - 1 else i
+        messages.append(
+            {
+                "tenant": TENANT,
+                "sourceAnchor": f"g{generation}-u{i}",
+                "objectClass": "User",
+                "operation": "add",
+                "sequence": 1,
+                "attributes": {
+                    "displayName": f"User {i}",
+                    "userPrincipalName": f"g{generation}-u{value}@bench.test",
+                    "proxyAddresses": [f"SMTP:g{generation}-u{value}@bench.test", f"X500:/o=bench/cn={i}"],
+                },
+            }
+        )
+    return messages
+
+
+def _drained(redis: Any, queue: str) -> bool:
+    return not redis.llen(queue) and not redis.hlen("unacked")
+
+
+def timed_run(env: BenchEnvironment, task: str, kwargs: Iterable[dict[str, Any]], queue: str = "exports") -> float:
+    """Seconds from the first enqueue to an empty queue with nothing unacknowledged."""
+    from redis import Redis
+
+    from shared.producer import producer_app
+    from shared.settings import get_settings
+
+    app = producer_app(get_settings())
+    redis = Redis.from_url(env.redis_url)
+    started = time.perf_counter()
+    with app.producer_or_acquire() as producer:
+        for item in kwargs:
+            app.send_task(task, kwargs=item, queue=queue, producer=producer)
+    while not _drained(redis, queue):
+        time.sleep(0.005)
+    return time.perf_counter() - started
+
+
+def reset_store() -> None:
+    from sqlalchemy import text
+
+    from shared.db import get_engine
+
+    with get_engine().begin() as connection:
+        connection.execute(text("TRUNCATE directory_objects, claimed_values, provisioning_errors, failed_exports"))
+
+
+def measure(exports: int, conflict_percent: float, workers: int) -> dict[str, float]:
+    with bench_environment() as env:
+        from shared.db import transaction
+        from shared.local_services import Workers
+        from shared.task_names import APPLY_EXPORT, NOOP
+        from shared.tenants import TenantSpec, create_tenant
+
+        with transaction() as session:
+            create_tenant(session, TenantSpec(TENANT, "bench.onmicrosoft.com"))
+        with Workers(env.process_env(), env.workdir, nodes=1, concurrency=workers) as pool:
+            noop_s = timed_run(env, NOOP, ({} for _ in range(exports)))
+            rates = {}
+            for generation, percent in enumerate((conflict_percent, 0.0, 20.0)):
+                reset_store()
+                messages = export_messages(exports, percent, generation)
+                seconds = timed_run(env, APPLY_EXPORT, ({"message": m} for m in messages))
+                rates[percent] = exports / seconds
+            rss = max(_peak_rss_mb(pid) for pid in _worker_pids(pool))
+    exports_per_s = rates[conflict_percent]
+    noop_per_s = exports / noop_s
+    return {
+        "exports": exports,
+        "workers": workers,
+        "exports_per_s": round(exports_per_s, 1),
+        "noop_tasks_per_s": round(noop_per_s, 1),
+        "ratio": round(exports_per_s / noop_per_s, 3),
+        "conflict_cost": round((rates[0.0] - rates[20.0]) / rates[0.0], 3),
+        "worker_rss_mb": round(rss, 1),
+    }
+
+
+def _worker_pids(pool: Any) -> list[int]:
+    """The worker main processes and their pool children."""
+    pids = []
+    for process in pool.processes:
+        pids.append(process.pid)
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+        if children.exists():
+            pids += [int(p) for p in children.read_text().split()]
+    return pids
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """VmHWM, the peak resident set of a process: what one worker process needs at most."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--exports", type=int, default=20_000)
+    parser.add_argument("--conflict-percent", type=float, default=1.0)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    figures = measure(args.exports, args.conflict_percent, args.workers)
+    for key, value in figures.items():
+        print(f"{key:<18}{value:>12}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

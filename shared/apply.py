@@ -1,44 +1,48 @@
 """Apply one export (or release one waiting value) under value locks, in one transaction.
 
-The order is fixed: validate, read what the object holds, lock the object and every value it holds
-or wants (all-or-nothing), then one transaction that decides with `plan_export` and writes the plan.
-Values freed by the commit that others wait for are returned so the caller releases them after
-commit, never before.
+The order is fixed: validate, lock the object and every value it wants (all-or-nothing), then one
+transaction that reads the object, locks whatever else it holds, decides with `plan_export` and
+writes the plan. Values freed by the commit that others wait for are returned so the caller
+releases them after commit, never before.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session
 
-from shared.db import transaction
+from shared.db import get_engine, transaction
 from shared.decision import DesiredState, LegacyRejection, plan_delete, plan_export
-from shared.failures import clear_failures, record_failure
-from shared.locks import LockManager, export_lock_keys
-from shared.models import DirectoryObject, ProvisioningError, Tenant, utcnow
+from shared.failures import record_failure
+from shared.locks import LockManager, LocksBusy, export_lock_keys, value_lock_key
+from shared.models import Tenant, utcnow
 from shared.schemas import ErrorCode, Export, ExportRejected, parse_export
 from shared.settings import Settings
 from shared.store import (
+    ObjectRow,
+    TenantInfo,
+    clear_failures,
     desired_state_of,
-    features_of,
-    held_keys_by_anchor,
-    holders_of,
+    earliest_waiter_anchor,
+    effective_upn,
+    insert_object,
+    is_held,
     keys_with_waiters,
-    load_current_state,
     lock_object_row,
-    mark_deleted,
-    new_object,
-    write_plan,
+    objects,
+    read_object_state,
+    update_object,
+    write_claims_and_entries,
 )
-from shared.tenants import find as find_tenant
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +50,19 @@ log = logging.getLogger(__name__)
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
 
 Status = Literal["applied", "skipped", "failed", "released", "nothing-to-release"]
+LockMore = Callable[[set[str]], None]
 
 
 class RetryLater(Exception):
     """A transient obstacle (busy locks, a lost race at the UNIQUE guard): apply the whole export again."""
 
 
-class _LockSetChanged(Exception):
-    """The object came to hold a value we did not lock between our read and our lock."""
+class _NeedsMoreLocks(Exception):
+    """The object holds values outside the lock set and they are busy: start over with all of them."""
+
+    def __init__(self, keys: set[str]) -> None:
+        super().__init__(f"{len(keys)} more value(s) to lock")
+        self.keys = keys
 
 
 class _Refused(Exception):
@@ -75,39 +84,104 @@ class Outcome:
     freed_with_waiters: tuple[str, ...] = field(default=())
 
 
-def _failed(session: Session, rejected: ExportRejected) -> Outcome:
-    record_failure(session, rejected)
+class TenantDirectory:
+    """Tenants by name, cached for a few seconds per process.
+
+    A feature only ever goes from off to on, so a stale entry can only mean a conflict handled the
+    legacy way for up to `ttl_s` after an admin enabled resiliency; unknown tenants are never cached.
+    """
+
+    def __init__(self, ttl_s: float = 2.0) -> None:
+        self.ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, TenantInfo]] = {}
+
+    def get(self, name: str) -> TenantInfo | None:
+        cached = self._cache.get(name)
+        if cached is not None and time.monotonic() - cached[0] < self.ttl_s:
+            return cached[1]
+        with transaction() as session:
+            tenant = session.scalars(select(Tenant).where(Tenant.name == name)).first()
+            info = None if tenant is None else TenantInfo.of(tenant)
+        if info is not None:
+            self._cache[name] = (time.monotonic(), info)
+        return info
+
+
+def _failed(rejected: ExportRejected) -> Outcome:
+    with transaction() as session:
+        record_failure(session, rejected)
     return Outcome("failed", rejected.tenant, error_code=rejected.code.value, message=rejected.message)
 
 
 class ExportApplier:
-    """Owns the lock manager and settings one worker process uses for every export."""
+    """Owns the lock manager, settings and tenant cache one worker process uses for every export."""
 
     def __init__(self, locks: LockManager, settings: Settings, attempts: int = 3) -> None:
         self.locks = locks
         self.settings = settings
         self.attempts = attempts
+        self.tenants = TenantDirectory()
 
     def apply(self, message: str | bytes | dict[str, Any]) -> Outcome:
         """Apply one export message; every invalid input ends as a recorded failure, not an exception."""
         try:
             export = parse_export(message, max_proxy_addresses=self.settings.max_proxy_addresses)
         except ExportRejected as rejected:
-            with transaction() as session:
-                return _failed(session, rejected)
-        return self._with_retries(lambda: self._apply_valid(export))
+            return _failed(rejected)
+        tenant = self.tenants.get(export.tenant)
+        if tenant is None:
+            return _failed(
+                ExportRejected(
+                    ErrorCode.DATA_VALIDATION_FAILED,
+                    f"tenant {export.tenant!r} does not exist; create it with 'syncguard tenant create'",
+                    tenant=export.tenant,
+                    source_anchor=export.source_anchor,
+                    object_class=export.object_class.value,
+                    raw=_message_text(export),
+                )
+            )
+        desired = DesiredState(upn=export.upn, proxy_addresses=export.proxy_addresses)
+        try:
+            return self._with_retries(
+                lambda connection, lock_more: self._write_export(connection, lock_more, tenant, export, desired),
+                tenant,
+                export.source_anchor,
+                set(desired.wanted()),
+            )
+        except _Refused as refused:
+            return _failed(refused.rejection)
 
     def release(self, tenant_name: str, key: str) -> Outcome:
         """Give a freed value to the earliest object waiting for it, if it is free."""
-        return self._with_retries(lambda: self._release(tenant_name, key))
+        tenant = self.tenants.get(tenant_name)
+        if tenant is None:
+            return Outcome("nothing-to-release")
+        with get_engine().connect() as connection:
+            anchor = earliest_waiter_anchor(connection, tenant.id, key)
+            if anchor is None or is_held(connection, tenant.id, key):
+                return Outcome("nothing-to-release", tenant.name)
+        return self._with_retries(
+            lambda connection, lock_more: self._release_to(connection, lock_more, tenant, anchor, key),
+            tenant,
+            anchor,
+            {key},
+        )
 
-    def _with_retries(self, attempt: Callable[[], Outcome]) -> Outcome:
-        """Apply again from the start after a lost race; the decision is re-made on fresh reads."""
+    def _with_retries(
+        self,
+        write: Callable[[Connection, LockMore], Outcome],
+        tenant: TenantInfo,
+        source_anchor: str,
+        lock_set: set[str],
+    ) -> Outcome:
+        """Lock, run one transaction, and start over after a lost race; decisions are re-made on fresh reads."""
         for _ in range(self.attempts):
             try:
-                return attempt()
-            except _LockSetChanged:
-                continue
+                with self._locked(tenant.name, source_anchor, lock_set) as lock_more:
+                    with get_engine().begin() as connection:
+                        return write(connection, lock_more)
+            except _NeedsMoreLocks as more:
+                lock_set = lock_set | more.keys
             except IntegrityError as exc:
                 log.info("lost a race at the uniqueness guard, applying again: %s", exc.orig)
             except DBAPIError as exc:
@@ -116,130 +190,118 @@ class ExportApplier:
                 log.info("the database rolled back a conflicting transaction, applying again: %s", exc.orig)
         raise RetryLater("the object's values kept changing under it")
 
-    def _apply_valid(self, export: Export) -> Outcome:
-        with transaction() as session:
-            tenant = find_tenant(session, export.tenant)
-            if tenant is None:
-                return _failed(
-                    session,
-                    ExportRejected(
-                        ErrorCode.DATA_VALIDATION_FAILED,
-                        f"tenant {export.tenant!r} does not exist; create it with 'syncguard tenant create'",
-                        tenant=export.tenant,
-                        source_anchor=export.source_anchor,
-                        object_class=export.object_class.value,
-                        raw=_message_text(export),
-                    ),
-                )
-            held_before = held_keys_by_anchor(session, tenant.id, export.source_anchor)
-        desired = DesiredState(upn=export.upn, proxy_addresses=export.proxy_addresses)
-        lock_set = held_before | set(desired.wanted())
-        keys = export_lock_keys(tenant.name, export.source_anchor, lock_set)
-        try:
-            with self.locks.holding(keys, self.settings.lock_wait_s), transaction() as session:
-                return self._write_export(session, tenant, export, desired, lock_set)
-        except _Refused as refused:
-            with transaction() as session:
-                return _failed(session, refused.rejection)
+    @contextmanager
+    def _locked(self, tenant: str, source_anchor: str, lock_set: set[str]) -> Iterator[LockMore]:
+        """Hold the object's and `lock_set`'s keys; yield a way to add keys without waiting for them.
+
+        Values the object already holds are only known once its row is read; when they are busy,
+        everything is given back and the export starts over with the full set (never a deadlock).
+        """
+        with ExitStack() as stack:
+            keys = export_lock_keys(tenant, source_anchor, lock_set)
+            stack.enter_context(self.locks.holding(keys, self.settings.lock_wait_s))
+            locked = set(lock_set)
+
+            def lock_more(wanted: set[str]) -> None:
+                missing = wanted - locked
+                if not missing:
+                    return
+                extra = sorted(value_lock_key(tenant, k) for k in missing)
+                try:
+                    token = self.locks.try_acquire(extra)
+                except LocksBusy:
+                    raise _NeedsMoreLocks(missing) from None
+                stack.callback(self.locks.release, extra, token)
+                locked.update(missing)
+
+            yield lock_more
 
     def _write_export(
-        self, session: Session, tenant: Tenant, export: Export, desired: DesiredState, lock_set: set[str]
+        self, connection: Connection, lock_more: LockMore, tenant: TenantInfo, export: Export, desired: DesiredState
     ) -> Outcome:
-        obj = lock_object_row(session, tenant.id, export.source_anchor)
+        obj = lock_object_row(connection, tenant, export.source_anchor)
         if obj is not None and obj.last_sequence >= export.sequence:
             return Outcome("skipped", tenant.name, obj.object_id)
-        if obj is not None and not obj.deleted and obj.object_class != export.object_class.value:
+        if (
+            obj is not None
+            and not obj.deleted
+            and not export.is_delete
+            and obj.object_class != export.object_class.value
+        ):
             raise _Refused(_class_change(export, obj))
+        state = read_object_state(connection, tenant, export.source_anchor, obj, desired.wanted())
+        current, holders = state.current, state.holders
+        lock_more(set(current.held))
         now = utcnow()
         if export.is_delete:
-            if obj is None:
-                obj = new_object(session, tenant, export)
-            current = load_current_state(session, obj)
-            if not current.held <= lock_set:
-                raise _LockSetChanged()
             plan = plan_delete(current)
-            write_plan(session, tenant, obj, desired, current, plan)
-            mark_deleted(session, obj, export.sequence, now)
-            clear_failures(session, tenant.name, export.source_anchor)
-            waiting = keys_with_waiters(session, tenant.id, plan.release)
-            return Outcome("applied", tenant.name, obj.object_id, freed_with_waiters=tuple(waiting))
-
+        else:
+            decided = plan_export(desired, current, holders, tenant.features, now)
+            if isinstance(decided, LegacyRejection):
+                raise _Refused(_legacy_rejection(connection, export, decided))
+            plan = decided
+        upn = effective_upn(connection, tenant, desired, plan)
+        values: dict[str, Any] = {
+            "object_class": export.object_class.value if obj is None or not export.is_delete else obj.object_class,
+            "display_name": export.display_name,
+            "wanted_upn": export.upn,
+            "upn": upn,
+            "wanted_proxy_addresses": [p.raw for p in export.proxy_addresses],
+            "proxy_addresses": list(plan.proxy_addresses),
+            "attributes": export.attributes,
+            "last_sequence": export.sequence,
+            "deleted": export.is_delete,
+            "updated_at": now,
+        }
         if obj is None:
-            obj = new_object(session, tenant, export)
-        elif obj.deleted:
-            obj.deleted = False
-            obj.object_class = export.object_class.value
-            obj.object_id = str(uuid.uuid4())  # a re-created object is a new cloud object
-        current = load_current_state(session, obj)
-        if not current.held <= lock_set:
-            raise _LockSetChanged()
-        holders = holders_of(session, tenant.id, desired.wanted())
-        plan = plan_export(desired, current, holders, features_of(tenant), now)
-        if isinstance(plan, LegacyRejection):
-            raise _Refused(_legacy_rejection(session, export, plan))
-        write_plan(session, tenant, obj, desired, current, plan)
-        obj.display_name = export.display_name
-        obj.wanted_upn = export.upn
-        obj.wanted_proxy_addresses = [p.raw for p in export.proxy_addresses]
-        obj.attributes = export.attributes
-        obj.last_sequence = export.sequence
-        obj.updated_at = now
-        clear_failures(session, tenant.name, export.source_anchor)
-        waiting = keys_with_waiters(session, tenant.id, plan.release)
+            obj = insert_object(connection, tenant, export.source_anchor, values)
+        else:
+            if obj.deleted and not export.is_delete:
+                values["object_id"] = obj.object_id = str(uuid.uuid4())  # re-created: a new cloud object
+            update_object(connection, obj, values)
+        write_claims_and_entries(connection, tenant, obj, current, plan, upn, now)
+        if state.has_failures:
+            clear_failures(connection, tenant.name, export.source_anchor)
         return Outcome(
             "applied",
             tenant.name,
             obj.object_id,
             quarantined=tuple(sorted(plan.quarantined)),
-            freed_with_waiters=tuple(waiting),
+            freed_with_waiters=tuple(keys_with_waiters(connection, tenant.id, plan.release)),
         )
 
-    def _release(self, tenant_name: str, key: str) -> Outcome:
-        with transaction() as session:
-            tenant = find_tenant(session, tenant_name)
-            if tenant is None:
-                return Outcome("nothing-to-release")
-            waiter = session.execute(
-                select(DirectoryObject.source_anchor)
-                .join(ProvisioningError, ProvisioningError.object_pk == DirectoryObject.id)
-                .where(ProvisioningError.tenant_id == tenant.id, ProvisioningError.key == key)
-                .order_by(ProvisioningError.occurred_at, ProvisioningError.id)
-                .limit(1)
-            ).first()
-            if waiter is None or holders_of(session, tenant.id, [key]):
-                return Outcome("nothing-to-release")
-            anchor = waiter.source_anchor
-            obj = session.scalars(
-                select(DirectoryObject).where(
-                    DirectoryObject.tenant_id == tenant.id, DirectoryObject.source_anchor == anchor
-                )
-            ).one()
-            desired = desired_state_of(obj)
-            lock_set = held_keys_by_anchor(session, tenant.id, anchor) | set(desired.wanted())
-        keys = export_lock_keys(tenant.name, anchor, lock_set)
-        with self.locks.holding(keys, self.settings.lock_wait_s), transaction() as session:
-            obj = lock_object_row(session, tenant.id, anchor)
-            if obj is None or obj.deleted:
-                return Outcome("nothing-to-release")
-            desired = desired_state_of(obj)
-            current = load_current_state(session, obj)
-            if not current.held <= lock_set or not set(desired.wanted()) <= lock_set:
-                raise _LockSetChanged()
-            plan = plan_export(
-                desired, current, holders_of(session, tenant.id, desired.wanted()), features_of(tenant), utcnow()
-            )
-            if isinstance(plan, LegacyRejection) or key in plan.quarantined:
-                return Outcome("nothing-to-release", object_id=obj.object_id)
-            write_plan(session, tenant, obj, desired, current, plan)
-            waiting = keys_with_waiters(session, tenant.id, plan.release)
-            return Outcome("released", tenant.name, obj.object_id, freed_with_waiters=tuple(waiting))
+    def _release_to(
+        self, connection: Connection, lock_more: LockMore, tenant: TenantInfo, anchor: str, key: str
+    ) -> Outcome:
+        """Re-plan the waiter's last desired state: with the value free, the plan claims it."""
+        obj = lock_object_row(connection, tenant, anchor)
+        if obj is None or obj.deleted:
+            return Outcome("nothing-to-release", tenant.name)
+        desired = desired_state_of(obj)
+        wanted = desired.wanted()
+        state = read_object_state(connection, tenant, anchor, obj, wanted)
+        current, holders = state.current, state.holders
+        lock_more(set(current.held) | set(wanted))
+        now = utcnow()
+        plan = plan_export(desired, current, holders, tenant.features, now)
+        if isinstance(plan, LegacyRejection) or key not in wanted or key in plan.quarantined:
+            return Outcome("nothing-to-release", tenant.name, obj.object_id)
+        upn = effective_upn(connection, tenant, desired, plan)
+        update_object(connection, obj, {"upn": upn, "proxy_addresses": list(plan.proxy_addresses)})
+        write_claims_and_entries(connection, tenant, obj, current, plan, upn, now)
+        return Outcome(
+            "released",
+            tenant.name,
+            obj.object_id,
+            freed_with_waiters=tuple(keys_with_waiters(connection, tenant.id, plan.release)),
+        )
 
 
 def _message_text(export: Export) -> str:
     return json.dumps(export.to_message(), ensure_ascii=False)
 
 
-def _class_change(export: Export, obj: DirectoryObject) -> ExportRejected:
+def _class_change(export: Export, obj: ObjectRow) -> ExportRejected:
     return ExportRejected(
         ErrorCode.DATA_VALIDATION_FAILED,
         f"object {export.source_anchor!r} is a {obj.object_class}; an export cannot turn it into a "
@@ -251,15 +313,12 @@ def _class_change(export: Export, obj: DirectoryObject) -> ExportRejected:
     )
 
 
-def _legacy_rejection(session: Session, export: Export, rejection: LegacyRejection) -> ExportRejected:
+def _legacy_rejection(connection: Connection, export: Export, rejection: LegacyRejection) -> ExportRejected:
     holder_ids = {c.holder for c in rejection.conflicts}
-    names = dict(
-        session.execute(
-            select(DirectoryObject.object_id, DirectoryObject.display_name).where(
-                DirectoryObject.object_id.in_(holder_ids)
-            )
-        ).all()
+    rows = connection.execute(
+        select(objects.c.object_id, objects.c.display_name).where(objects.c.object_id.in_(holder_ids))
     )
+    names = {object_id: name for object_id, name in rows}
     parts = []
     for c in rejection.conflicts:
         holder = f"object {c.holder}" + (f" ({names[c.holder]})" if names.get(c.holder) else "")

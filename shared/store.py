@@ -1,83 +1,193 @@
-"""Reads and writes of the directory store that one export or release needs, inside its transaction."""
+"""Reads and writes of the directory store that one export or release needs, inside its transaction.
+
+SQLAlchemy Core on one connection, not the ORM: this is the hot path, and every statement here is one
+round trip that the plan actually needs (an export of a new, conflict-free object costs four).
+"""
 
 from __future__ import annotations
 
 import random
 import uuid
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
-
-from shared.decision import (
-    CurrentState,
-    DesiredState,
-    ExportPlan,
-    Features,
-    PropertyName,
-    Quarantine,
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    String,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    insert,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
 )
-from shared.models import ClaimedValue, DirectoryObject, ProvisioningError, Tenant
-from shared.schemas import Export
+
+from shared.decision import CurrentState, DesiredState, ExportPlan, Features, PropertyName, Quarantine
+from shared.models import ClaimedValue, DirectoryObject, FailedExport, ProvisioningError, Tenant
 from shared.values import parse_proxy_address, placeholder_upn, value_key
+
+objects = DirectoryObject.__table__
+claims = ClaimedValue.__table__
+entries = ProvisioningError.__table__
+failures = FailedExport.__table__
+
+# Typed NULLs for the padded columns of the one-round-trip UNION below (PostgreSQL wants them typed).
+_NO_TEXT = cast(null(), String())
+_NO_TIME = cast(null(), DateTime(timezone=True))
 
 
 class PlaceholdersExhausted(RuntimeError):
     """Every `prefix+NNNN` for one prefix is taken: an operator has to look."""
 
 
-def features_of(tenant: Tenant) -> Features:
-    return Features(upn_resiliency=tenant.upn_resiliency, proxy_resiliency=tenant.proxy_resiliency)
+@dataclass(frozen=True, slots=True)
+class TenantInfo:
+    """What applying an export needs to know about its tenant."""
+
+    id: int
+    name: str
+    initial_domain: str
+    features: Features
+
+    @classmethod
+    def of(cls, tenant: Tenant) -> TenantInfo:
+        features = Features(upn_resiliency=tenant.upn_resiliency, proxy_resiliency=tenant.proxy_resiliency)
+        return cls(tenant.id, tenant.name, tenant.initial_domain, features)
 
 
-def held_keys_by_anchor(session: Session, tenant_id: int, source_anchor: str) -> set[str]:
-    """The values an object holds, read before locking so the lock set can include them."""
-    rows = session.execute(
-        select(ClaimedValue.key)
-        .join(DirectoryObject, DirectoryObject.id == ClaimedValue.object_pk)
-        .where(DirectoryObject.tenant_id == tenant_id, DirectoryObject.source_anchor == source_anchor)
+@dataclass(slots=True)
+class ObjectRow:
+    """The object's row as the transaction locked it."""
+
+    id: int
+    object_id: str
+    object_class: str
+    upn: str | None
+    wanted_upn: str | None
+    wanted_proxy_addresses: list[str]
+    last_sequence: int
+    deleted: bool
+
+
+_LOCK_OBJECT_ROW = (
+    select(
+        objects.c.id,
+        objects.c.object_id,
+        objects.c.object_class,
+        objects.c.upn,
+        objects.c.wanted_upn,
+        objects.c.wanted_proxy_addresses,
+        objects.c.last_sequence,
+        objects.c.deleted,
     )
-    return {key for (key,) in rows}
+    .where(objects.c.tenant_id == bindparam("tenant_id"), objects.c.source_anchor == bindparam("source_anchor"))
+    .with_for_update()
+)
 
 
-def lock_object_row(session: Session, tenant_id: int, source_anchor: str) -> DirectoryObject | None:
+def lock_object_row(connection: Connection, tenant: TenantInfo, source_anchor: str) -> ObjectRow | None:
     """The object's row, locked in the database too: the last guard if a Redis lock expired."""
-    return session.scalars(
-        select(DirectoryObject)
-        .where(DirectoryObject.tenant_id == tenant_id, DirectoryObject.source_anchor == source_anchor)
-        .with_for_update()
-    ).first()
+    row = connection.execute(_LOCK_OBJECT_ROW, {"tenant_id": tenant.id, "source_anchor": source_anchor}).first()
+    return None if row is None else ObjectRow(*row)
 
 
-def load_current_state(session: Session, obj: DirectoryObject) -> CurrentState:
-    held = set(session.scalars(select(ClaimedValue.key).where(ClaimedValue.object_pk == obj.id)))
-    quarantines = {
-        row.key: Quarantine(
-            key=row.key,
-            property_name=PropertyName(row.property_name),
-            value=row.property_value,
-            conflicting_object_id=row.conflicting_object_id,
-            occurred=row.occurred_at,
+@dataclass(frozen=True, slots=True)
+class ObjectState:
+    """What one read tells about an object: its state, who holds the values it wants, its failures."""
+
+    current: CurrentState
+    holders: dict[str, str]
+    has_failures: bool
+
+
+def _object_state_query(with_object: bool, with_keys: bool) -> Any:
+    """The UNION read for one shape of export, built once: statements are the hot path's cost."""
+    parts = [
+        select(failures.c.source_anchor, literal("failure"), _NO_TEXT, _NO_TEXT, _NO_TEXT, _NO_TIME).where(
+            failures.c.tenant == bindparam("tenant_name"), failures.c.source_anchor == bindparam("source_anchor")
         )
-        for row in session.scalars(select(ProvisioningError).where(ProvisioningError.object_pk == obj.id))
-    }
-    return CurrentState(object_id=obj.object_id, upn=obj.upn, held=frozenset(held), quarantines=quarantines)
+    ]
+    if with_object:
+        parts.append(
+            select(claims.c.key, literal("held"), _NO_TEXT, _NO_TEXT, _NO_TEXT, _NO_TIME).where(
+                claims.c.object_pk == bindparam("object_pk")
+            )
+        )
+        parts.append(
+            select(
+                entries.c.key,
+                literal("entry"),
+                entries.c.property_name,
+                entries.c.property_value,
+                entries.c.conflicting_object_id,
+                entries.c.occurred_at,
+            ).where(entries.c.object_pk == bindparam("object_pk"))
+        )
+    if with_keys:
+        parts.append(
+            select(claims.c.key, literal("holder"), objects.c.object_id, _NO_TEXT, _NO_TEXT, _NO_TIME)
+            .join(objects, objects.c.id == claims.c.object_pk)
+            .where(claims.c.tenant_id == bindparam("tenant_id"), claims.c.key.in_(bindparam("keys", expanding=True)))
+        )
+    return union_all(*parts)
 
 
-def holders_of(session: Session, tenant_id: int, keys: Collection[str]) -> dict[str, str]:
+_OBJECT_STATE_QUERIES = {(o, k): _object_state_query(o, k) for o in (False, True) for k in (False, True)}
+
+
+def read_object_state(
+    connection: Connection, tenant: TenantInfo, source_anchor: str, obj: ObjectRow | None, keys: Collection[str]
+) -> ObjectState:
+    """In one round trip: what the object holds and waits for, who holds each of `keys`, and
+    whether a failed export is on file for it (a success clears it)."""
+    query = _OBJECT_STATE_QUERIES[(obj is not None, bool(keys))]
+    params: dict[str, Any] = {"tenant_name": tenant.name, "source_anchor": source_anchor}
+    if obj is not None:
+        params["object_pk"] = obj.id
+    if keys:
+        params.update(tenant_id=tenant.id, keys=list(keys))
+    held: set[str] = set()
+    quarantines: dict[str, Quarantine] = {}
+    holders: dict[str, str] = {}
+    has_failures = False
+    for key, kind, a, b, c, d in connection.execute(query, params):
+        if kind == "held":
+            held.add(key)
+        elif kind == "entry":
+            quarantines[key] = Quarantine(key, PropertyName(a), b, c, d)
+        elif kind == "holder":
+            holders[key] = a
+        else:
+            has_failures = True
+    current = CurrentState(
+        object_id=obj.object_id if obj else "",
+        upn=obj.upn if obj else None,
+        held=frozenset(held),
+        quarantines=quarantines,
+    )
+    return ObjectState(current, holders, has_failures)
+
+
+def holders_of(connection: Connection, tenant_id: int, keys: Collection[str]) -> dict[str, str]:
     """Who holds each of `keys` now, as objectIds."""
     if not keys:
         return {}
-    rows = session.execute(
-        select(ClaimedValue.key, DirectoryObject.object_id)
-        .join(DirectoryObject, DirectoryObject.id == ClaimedValue.object_pk)
-        .where(ClaimedValue.tenant_id == tenant_id, ClaimedValue.key.in_(list(keys)))
+    rows = connection.execute(
+        select(claims.c.key, objects.c.object_id)
+        .join(objects, objects.c.id == claims.c.object_pk)
+        .where(claims.c.tenant_id == tenant_id, claims.c.key.in_(list(keys)))
     )
     return {key: object_id for key, object_id in rows}
 
 
-def desired_state_of(obj: DirectoryObject) -> DesiredState:
+def desired_state_of(obj: ObjectRow) -> DesiredState:
     """The desired state an object last asked for; what a release re-plans."""
     return DesiredState(
         upn=obj.wanted_upn,
@@ -85,105 +195,128 @@ def desired_state_of(obj: DirectoryObject) -> DesiredState:
     )
 
 
-def new_object(session: Session, tenant: Tenant, export: Export) -> DirectoryObject:
-    obj = DirectoryObject(
-        tenant_id=tenant.id,
-        source_anchor=export.source_anchor,
-        object_id=str(uuid.uuid4()),
-        object_class=export.object_class.value,
-        wanted_proxy_addresses=[],
-        proxy_addresses=[],
-        attributes={},
-        last_sequence=export.sequence,
-        deleted=False,
+_INSERT_OBJECT = insert(objects).returning(objects.c.id)
+_UPDATE_OBJECT = update(objects).where(objects.c.id == bindparam("row_id"))
+
+
+def insert_object(connection: Connection, tenant: TenantInfo, source_anchor: str, values: dict[str, Any]) -> ObjectRow:
+    """A new object row (or a tombstone for a delete of an unknown object)."""
+    object_id = str(uuid.uuid4())
+    row_id = connection.execute(
+        _INSERT_OBJECT, {"tenant_id": tenant.id, "source_anchor": source_anchor, "object_id": object_id, **values}
+    ).scalar_one()
+    return ObjectRow(
+        id=row_id,
+        object_id=object_id,
+        object_class=values["object_class"],
+        upn=None,
+        wanted_upn=values.get("wanted_upn"),
+        wanted_proxy_addresses=values.get("wanted_proxy_addresses", []),
+        last_sequence=values["last_sequence"],
+        deleted=values.get("deleted", False),
     )
-    session.add(obj)
-    session.flush()
-    return obj
 
 
-def mint_placeholder(session: Session, tenant: Tenant, wanted_upn: str, avoid: Collection[str]) -> str:
+def update_object(connection: Connection, obj: ObjectRow, values: dict[str, Any]) -> None:
+    """SET takes the columns named in `values`; the statement itself is built once."""
+    connection.execute(_UPDATE_OBJECT, {"row_id": obj.id, **values})
+
+
+def mint_placeholder(connection: Connection, tenant: TenantInfo, wanted_upn: str, avoid: Collection[str]) -> str:
     """A free `<prefix>+<4 digits>@<initial domain>`; the primary key catches a rare race."""
-    digits = list(range(10_000))
-    random.shuffle(digits)
+    digits = random.sample(range(10_000), 10_000)
     for start in range(0, len(digits), 32):
-        candidates = {placeholder_upn(wanted_upn, d, tenant.initial_domain): None for d in digits[start : start + 32]}
-        keys = {value_key(c): c for c in candidates}
-        taken = set(holders_of(session, tenant.id, keys)) | set(avoid)
-        for key, candidate in keys.items():
+        candidates = {
+            value_key(c): c
+            for c in (placeholder_upn(wanted_upn, d, tenant.initial_domain) for d in digits[start : start + 32])
+        }
+        taken = set(holders_of(connection, tenant.id, candidates)) | set(avoid)
+        for key, candidate in candidates.items():
             if key not in taken:
                 return candidate
     raise PlaceholdersExhausted(f"all 10,000 placeholders for {wanted_upn!r} in {tenant.initial_domain} are taken")
 
 
-def write_plan(
-    session: Session,
-    tenant: Tenant,
-    obj: DirectoryObject,
-    desired: DesiredState,
+def effective_upn(connection: Connection, tenant: TenantInfo, desired: DesiredState, plan: ExportPlan) -> str | None:
+    """The UPN the object shows: the one the plan decided, or a placeholder minted now."""
+    if plan.needs_placeholder and desired.upn is not None:
+        return mint_placeholder(connection, tenant, desired.upn, avoid=set(desired.wanted()))
+    return plan.upn
+
+
+def write_claims_and_entries(
+    connection: Connection,
+    tenant: TenantInfo,
+    obj: ObjectRow,
     current: CurrentState,
     plan: ExportPlan,
-) -> str | None:
-    """Make the store match `plan`; return the effective UPN (a new placeholder is minted here)."""
-    upn = plan.upn
+    upn: str | None,
+    now: datetime,
+) -> None:
+    """Make the object's claims and `dirSyncProvisioningErrors` entries match `plan`."""
     claim = set(plan.claim)
-    if plan.needs_placeholder and desired.upn is not None:
-        upn = mint_placeholder(session, tenant, desired.upn, avoid=set(desired.wanted()))
+    if plan.needs_placeholder and upn is not None:
         claim.add(value_key(upn))
     if plan.release:
-        session.execute(
-            delete(ClaimedValue).where(ClaimedValue.object_pk == obj.id, ClaimedValue.key.in_(list(plan.release)))
-        )
+        connection.execute(delete(claims).where(claims.c.object_pk == obj.id, claims.c.key.in_(list(plan.release))))
     if claim:
-        session.add_all(ClaimedValue(tenant_id=tenant.id, key=k, object_pk=obj.id) for k in sorted(claim))
+        connection.execute(
+            insert(claims),
+            [{"tenant_id": tenant.id, "key": k, "object_pk": obj.id, "claimed_at": now} for k in sorted(claim)],
+        )
     if plan.close_quarantines:
-        session.execute(
-            delete(ProvisioningError).where(
-                ProvisioningError.object_pk == obj.id, ProvisioningError.key.in_(list(plan.close_quarantines))
-            )
+        connection.execute(
+            delete(entries).where(entries.c.object_pk == obj.id, entries.c.key.in_(list(plan.close_quarantines)))
         )
     new_entries = [q for q in plan.open_quarantines if current.quarantines.get(q.key) != q]
-    session.add_all(
-        ProvisioningError(
-            tenant_id=tenant.id,
-            object_pk=obj.id,
-            key=q.key,
-            property_name=q.property_name.value,
-            property_value=q.value,
-            conflicting_object_id=q.conflicting_object_id,
-            occurred_at=q.occurred,
+    if new_entries:
+        connection.execute(
+            insert(entries),
+            [
+                {
+                    "tenant_id": tenant.id,
+                    "object_pk": obj.id,
+                    "key": q.key,
+                    "category": "PropertyConflict",
+                    "property_name": q.property_name.value,
+                    "property_value": q.value,
+                    "conflicting_object_id": q.conflicting_object_id,
+                    "occurred_at": q.occurred,
+                    "reported_at": None,
+                }
+                for q in new_entries
+            ],
         )
-        for q in new_entries
-    )
-    obj.upn = upn
-    obj.proxy_addresses = list(plan.proxy_addresses)
-    session.flush()
-    return upn
 
 
-def keys_with_waiters(session: Session, tenant_id: int, keys: Collection[str]) -> list[str]:
+def keys_with_waiters(connection: Connection, tenant_id: int, keys: Collection[str]) -> list[str]:
     """Of the values just freed, those another object waits for: the fast path releases them."""
     if not keys:
         return []
-    rows = session.scalars(
-        select(ProvisioningError.key)
-        .where(ProvisioningError.tenant_id == tenant_id, ProvisioningError.key.in_(list(keys)))
-        .distinct()
+    rows = connection.scalars(
+        select(entries.c.key).where(entries.c.tenant_id == tenant_id, entries.c.key.in_(list(keys))).distinct()
     )
     return sorted(rows)
 
 
-def mark_deleted(session: Session, obj: DirectoryObject, sequence: int, now: datetime) -> None:
-    session.execute(
-        update(DirectoryObject)
-        .where(DirectoryObject.id == obj.id)
-        .values(
-            deleted=True,
-            upn=None,
-            wanted_upn=None,
-            proxy_addresses=[],
-            wanted_proxy_addresses=[],
-            last_sequence=sequence,
-            updated_at=now,
-        )
+def earliest_waiter_anchor(connection: Connection, tenant_id: int, key: str) -> str | None:
+    """The source anchor of the object that has waited longest for `key`."""
+    return connection.scalar(
+        select(objects.c.source_anchor)
+        .join(entries, entries.c.object_pk == objects.c.id)
+        .where(entries.c.tenant_id == tenant_id, entries.c.key == key)
+        .order_by(entries.c.occurred_at, entries.c.id)
+        .limit(1)
     )
+
+
+def is_held(connection: Connection, tenant_id: int, key: str) -> bool:
+    return (
+        connection.scalar(select(literal(1)).where(and_(claims.c.tenant_id == tenant_id, claims.c.key == key)))
+        is not None
+    )
+
+
+def clear_failures(connection: Connection, tenant: str, source_anchor: str) -> None:
+    """A successful export of the object ends its failure: it leaves the report."""
+    connection.execute(delete(failures).where(failures.c.tenant == tenant, failures.c.source_anchor == source_anchor))

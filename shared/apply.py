@@ -160,6 +160,13 @@ class ExportApplier:
             anchor = earliest_waiter_anchor(connection, tenant.id, key)
             if anchor is None or is_held(connection, tenant.id, key):
                 return Outcome("nothing-to-release", tenant.name)
+        return self.release_to(tenant_name, anchor, key)
+
+    def release_to(self, tenant_name: str, anchor: str, key: str) -> Outcome:
+        """Give `key` to the waiting object `anchor` (the sweep has already found it), if still free."""
+        tenant = self.tenants.get(tenant_name)
+        if tenant is None:
+            return Outcome("nothing-to-release")
         return self._with_retries(
             lambda connection, lock_more: self._release_to(connection, lock_more, tenant, anchor, key),
             tenant,

@@ -10,10 +10,11 @@ import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, select, tuple_
+from sqlalchemy.orm import aliased
 
 from shared.apply import ExportApplier
 from shared.db import transaction
-from shared.models import ClaimedValue, ProvisioningError, Tenant
+from shared.models import ClaimedValue, DirectoryObject, ProvisioningError, Tenant
 
 Cursor = tuple[int, str]
 
@@ -32,10 +33,19 @@ class SweepResult:
         return self.cursor is None
 
 
-def free_waited_values(after: Cursor | None, limit: int, tenant: str | None = None) -> list[tuple[int, str, str]]:
-    """Up to `limit` (tenant id, tenant name, value) that someone waits for and nobody holds."""
+def free_waited_values(after: Cursor | None, limit: int, tenant: str | None = None) -> list[tuple[int, str, str, str]]:
+    """Up to `limit` (tenant id, tenant name, value, earliest waiter) that nobody holds."""
+    waiting = aliased(ProvisioningError)
+    earliest_waiter = (
+        select(DirectoryObject.source_anchor)
+        .join(waiting, waiting.object_pk == DirectoryObject.id)
+        .where(waiting.tenant_id == ProvisioningError.tenant_id, waiting.key == ProvisioningError.key)
+        .order_by(waiting.occurred_at, waiting.id)
+        .limit(1)
+        .scalar_subquery()
+    )
     query = (
-        select(ProvisioningError.tenant_id, Tenant.name, ProvisioningError.key)
+        select(ProvisioningError.tenant_id, Tenant.name, ProvisioningError.key, earliest_waiter)
         .join(Tenant, Tenant.id == ProvisioningError.tenant_id)
         .outerjoin(
             ClaimedValue,
@@ -51,7 +61,7 @@ def free_waited_values(after: Cursor | None, limit: int, tenant: str | None = No
     if after is not None:
         query = query.where(tuple_(ProvisioningError.tenant_id, ProvisioningError.key) > tuple_(*after))
     with transaction() as session:
-        return [(tenant_id, name, key) for tenant_id, name, key in session.execute(query)]
+        return [(tenant_id, name, key, anchor) for tenant_id, name, key, anchor in session.execute(query)]
 
 
 def sweep(
@@ -72,15 +82,15 @@ def sweep(
     while True:
         batch = free_waited_values(cursor, batch_size, tenant)
         result.batches += 1
-        for tenant_id, name, key in batch:
+        for tenant_id, name, key, anchor in batch:
             result.examined += 1
-            pending = [key]
-            while pending:  # a release can free another waited-for value, such as a placeholder
-                outcome = applier.release(name, pending.pop())
+            outcomes = [applier.release_to(name, anchor, key)]
+            while outcomes:  # a release can free another waited-for value, such as a placeholder
+                outcome = outcomes.pop()
                 if outcome.status == "released":
                     result.released += 1
                     result.released_by_tenant[name] = result.released_by_tenant.get(name, 0) + 1
-                    pending.extend(outcome.freed_with_waiters)
+                    outcomes.extend(applier.release(name, freed) for freed in outcome.freed_with_waiters)
             cursor = (tenant_id, key)
         if len(batch) < batch_size:
             cursor = None

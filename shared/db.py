@@ -16,7 +16,13 @@ _sessions: dict[str, sessionmaker[Session]] = {}
 
 def _create_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
-        connect_args = {"connect_timeout": 10} if url.startswith("postgresql") else {}
+        # Every statement here touches a handful of rows by index; a parallel plan only adds worker
+        # start-up (milliseconds each time), which PostgreSQL picks when its row estimates are off.
+        connect_args = (
+            {"connect_timeout": 10, "options": "-c max_parallel_workers_per_gather=0"}
+            if url.startswith("postgresql")
+            else {}
+        )
         return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4, connect_args=connect_args)
     engine = create_engine(url, connect_args={"timeout": 30})
 

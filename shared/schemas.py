@@ -7,6 +7,7 @@ message that names the field and the value, so the worker records it and moves o
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -19,12 +20,16 @@ TENANT_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 MAX_MESSAGE_BYTES = 1_048_576
 MAX_TEXT_ATTRIBUTE = 256
 MAX_NESTING = 32
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
 class ErrorCode(StrEnum):
     DATA_VALIDATION_FAILED = "DataValidationFailed"
     LARGE_OBJECT = "LargeObject"
     ATTRIBUTE_VALUE_MUST_BE_UNIQUE = "AttributeValueMustBeUnique"
+    # A dead letter: retries ran out, an unexpected error, or the export kept killing its worker.
+    APPLY_FAILED = "ApplyFailed"
 
 
 class ObjectClass(StrEnum):
@@ -118,7 +123,18 @@ def _describe_validation_error(error: ValidationError) -> str:
 def _decode(raw: str | bytes | dict[str, Any]) -> tuple[dict[str, Any], str]:
     """Turn what arrived into a JSON object plus its text (kept for the failure record)."""
     if isinstance(raw, dict):
-        return raw, json.dumps(raw, ensure_ascii=False, default=str)
+        text = json.dumps(raw, ensure_ascii=False, default=str)
+        if len(text.encode("utf-8", "replace")) > MAX_MESSAGE_BYTES:  # a producer may skip the text form
+            raise ExportRejected(
+                ErrorCode.LARGE_OBJECT, f"the message is larger than {MAX_MESSAGE_BYTES} bytes", raw=text[:4096]
+            )
+        return raw, text
+    if not isinstance(raw, str | bytes):  # a list, a number, null: decoded JSON that is no export
+        raise ExportRejected(
+            ErrorCode.DATA_VALIDATION_FAILED,
+            f"the message must be a JSON object, not {type(raw).__name__}",
+            raw=json.dumps(raw, ensure_ascii=False, default=str)[:4096],
+        )
     if isinstance(raw, bytes):
         if len(raw) > MAX_MESSAGE_BYTES:
             raise ExportRejected(
@@ -155,22 +171,28 @@ def _identity(decoded: dict[str, Any]) -> dict[str, str | None]:
 
     def text(name: str) -> str | None:
         value = decoded.get(name)
-        return value if isinstance(value, str) and 0 < len(value) <= 256 and "\x00" not in value else None
+        usable = isinstance(value, str) and 0 < len(value) <= 256 and not _UNSTORABLE.search(value)
+        return value if usable else None
 
     return {"tenant": text("tenant"), "source_anchor": text("sourceAnchor"), "object_class": text("objectClass")}
 
 
+def _check_text(text: str, what: str) -> None:
+    if "\x00" in text:
+        raise InvalidValue(f"{what} a NUL character")
+    if _LONE_SURROGATE.search(text):
+        raise InvalidValue(f"{what} a lone surrogate (half of a UTF-16 pair), which is not valid Unicode")
+
+
 def _check_json_values(value: Any, path: str, depth: int = 0) -> None:
-    """PostgreSQL cannot store NUL in text or jsonb, and deep nesting is a denial of service."""
+    """PostgreSQL stores neither NUL nor lone surrogates, and deep nesting is a denial of service."""
     if depth > MAX_NESTING:
         raise InvalidValue(f"{path} is nested deeper than {MAX_NESTING} levels")
     if isinstance(value, str):
-        if "\x00" in value:
-            raise InvalidValue(f"{path} holds a NUL character")
+        _check_text(value, f"{path} holds")
     elif isinstance(value, dict):
         for key, item in value.items():
-            if "\x00" in key:
-                raise InvalidValue(f"{path} has a key with a NUL character")
+            _check_text(key, f"{path} has a key with")
             _check_json_values(item, f"{path}.{key}", depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
@@ -236,6 +258,7 @@ def parse_export(raw: str | bytes | dict[str, Any], *, max_proxy_addresses: int 
     object_class = ObjectClass(message.objectClass)
     attributes = message.attributes
     try:
+        _check_json_values(message.sourceAnchor, "sourceAnchor")
         _check_json_values(attributes, "attributes")
         if message.operation == "delete":
             return Export(message.tenant, message.sourceAnchor, object_class, "delete", message.sequence)

@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     )
     task_time_limit_s: int = Field(120, ge=1)
     export_retry_limit: int = Field(50, ge=0, description="Celery retries for lock contention or races.")
+    export_crash_limit: int = Field(
+        3, ge=0, description="An export whose worker died more often than this while applying it is a dead letter."
+    )
+    broker_visibility_timeout_s: int | None = Field(
+        None, ge=1, description="Unacknowledged messages go back on the queue after this; default 10 x task limit."
+    )
+    redelivery_interval_s: float = Field(
+        60, gt=0, description="How often beat re-sends posted exports the broker lost (stranded ones)."
+    )
     worker_prefetch_multiplier: int = Field(1, ge=1)
     fast_release: bool = Field(True, description="Release waiters right after a freeing export commits.")
     release_interval_s: float = Field(3600, gt=0, description="How often beat runs the full release sweep.")
@@ -43,6 +52,9 @@ class Settings(BaseSettings):
     sweep_batch_size: int = Field(500, ge=1, description="Freed values one sweep batch handles.")
     sweep_task_budget_s: float = Field(50, gt=0, description="A sweep task re-enqueues itself after this long.")
     beat_key_prefix: str = Field("syncguard:beat:", description="RedBeat's keys; also the beat lock's name.")
+    api_max_body_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest request body the HTTP API reads; a larger one gets 413."
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -56,6 +68,16 @@ class Settings(BaseSettings):
     @property
     def broker_url(self) -> str:
         return self.celery_broker_url or self.redis_url
+
+    @property
+    def visibility_timeout_s(self) -> int:
+        """Above any task's life (time limit, retry countdowns), so a running export is not handed out twice."""
+        return self.broker_visibility_timeout_s or self.task_time_limit_s * 10
+
+    @property
+    def stranded_after_s(self) -> float:
+        """A posted export still not done after this, with nothing queued, was lost by the broker."""
+        return self.visibility_timeout_s + 2 * self.redelivery_interval_s
 
 
 @lru_cache(maxsize=1)

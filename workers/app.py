@@ -32,9 +32,14 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=settings.worker_prefetch_multiplier,
         task_time_limit=settings.task_time_limit_s,
-        task_soft_time_limit=max(1, settings.task_time_limit_s - 10),
+        task_soft_time_limit=max(1, int(settings.task_time_limit_s * 0.9)),
         # Redis redelivers unacked messages after the visibility timeout: keep it above any task's life.
-        broker_transport_options={"visibility_timeout": settings.task_time_limit_s * 10},
+        # Each worker looks for such messages every few seconds, not kombu's default of every 100 s.
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout_s,
+            "unacked_restore_interval": min(10, max(1, settings.visibility_timeout_s // 4)),
+            "unacked_restore_throttle": 1,
+        },
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=True,

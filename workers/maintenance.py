@@ -11,16 +11,18 @@ from typing import Any
 
 from celery import Task
 
+from shared.redelivery import redeliver_stranded
 from shared.release import sweep
 from shared.reporting import send_error_reports as send_reports
 from shared.settings import Settings, get_settings
 from shared.task_names import (
     MAINTENANCE_QUEUE,
+    REDELIVER_STRANDED_EXPORTS,
     RELEASE_RESOLVED_CONFLICTS,
     SEND_ERROR_REPORTS,
 )
 from workers.app import app
-from workers.exports import applier, lock_manager
+from workers.exports import _redis, applier, lock_manager
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -35,6 +37,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": SEND_ERROR_REPORTS,
             "schedule": timedelta(seconds=settings.report_interval_s),
             "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.report_interval_s * 0.9},
+        },
+        "redeliver-stranded-exports": {
+            "task": REDELIVER_STRANDED_EXPORTS,
+            "schedule": timedelta(seconds=settings.redelivery_interval_s),
+            "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.redelivery_interval_s * 0.9},
         },
     }
 
@@ -60,6 +67,13 @@ def release_resolved_conflicts(
 @app.task(name=SEND_ERROR_REPORTS)
 def send_error_reports(tenant: str | None = None) -> list[str]:
     return [outcome.describe() for outcome in send_reports(get_settings(), lock_manager(), tenant)]
+
+
+@app.task(name=REDELIVER_STRANDED_EXPORTS)
+def redeliver_stranded_exports() -> dict[str, Any]:
+    """Send again the posted exports the broker lost (see shared.redelivery)."""
+    result = redeliver_stranded(_redis(), app, get_settings())
+    return {"resent": result.resent, "batches": result.batches, "queueBusy": result.queue_busy}
 
 
 app.conf.beat_schedule = beat_schedule(get_settings())

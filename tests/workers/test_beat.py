@@ -13,17 +13,23 @@ import pytest
 from redis import Redis
 
 from shared.settings import Settings
-from shared.task_names import MAINTENANCE_QUEUE, RELEASE_RESOLVED_CONFLICTS, SEND_ERROR_REPORTS
+from shared.task_names import (
+    MAINTENANCE_QUEUE,
+    REDELIVER_STRANDED_EXPORTS,
+    RELEASE_RESOLVED_CONFLICTS,
+    SEND_ERROR_REPORTS,
+)
 from tests.services import REPO, TEST_REDIS_URL, service_environment
 from workers.maintenance import beat_schedule
 
 
-def test_the_schedule_runs_the_sweep_and_the_report_with_expiry_from_settings() -> None:
-    schedule = beat_schedule(Settings(release_interval_s=3600, report_interval_s=900))
+def test_the_schedule_runs_the_sweep_the_report_and_the_redelivery_with_expiry_from_settings() -> None:
+    schedule = beat_schedule(Settings(release_interval_s=3600, report_interval_s=900, redelivery_interval_s=60))
     by_task = {entry["task"]: entry for entry in schedule.values()}
-    assert set(by_task) == {RELEASE_RESOLVED_CONFLICTS, SEND_ERROR_REPORTS}
+    assert set(by_task) == {RELEASE_RESOLVED_CONFLICTS, SEND_ERROR_REPORTS, REDELIVER_STRANDED_EXPORTS}
     assert by_task[RELEASE_RESOLVED_CONFLICTS]["schedule"].total_seconds() == 3600
     assert by_task[SEND_ERROR_REPORTS]["schedule"].total_seconds() == 900
+    assert by_task[REDELIVER_STRANDED_EXPORTS]["schedule"].total_seconds() == 60
     for entry in schedule.values():
         interval = entry["schedule"].total_seconds()
         assert 0 < entry["options"]["expires"] < interval, "a run that waited a whole period is dropped"
@@ -49,6 +55,7 @@ def test_two_beats_started_at_once_schedule_each_task_once_per_period(tmp_path: 
         BEAT_KEY_PREFIX=prefix,
         RELEASE_INTERVAL_S=str(interval),
         REPORT_INTERVAL_S=str(interval),
+        REDELIVERY_INTERVAL_S=str(interval),
     )
     logs = [tmp_path / f"beat-{n}.log" for n in range(2)]
     beats = [
@@ -91,11 +98,10 @@ def test_two_beats_started_at_once_schedule_each_task_once_per_period(tmp_path: 
     assert len(senders) == 1, "only the beat holding the lock may schedule"
     broker_redis = Redis.from_url(broker)
     messages = broker_redis.lrange(MAINTENANCE_QUEUE, 0, -1)
-    counts = Counter(
-        RELEASE_RESOLVED_CONFLICTS if RELEASE_RESOLVED_CONFLICTS.encode() in m else SEND_ERROR_REPORTS for m in messages
-    )
+    tasks = (RELEASE_RESOLVED_CONFLICTS, SEND_ERROR_REPORTS, REDELIVER_STRANDED_EXPORTS)
+    counts = Counter(next(task for task in tasks if task.encode() in m) for m in messages)
     periods = elapsed / interval
-    for task in (RELEASE_RESOLVED_CONFLICTS, SEND_ERROR_REPORTS):
+    for task in tasks:
         assert periods - 2 <= counts[task] <= periods + 3, f"{task} ran {counts[task]} times in {periods:.0f} periods"
     broker_redis.flushdb()
     for key in Redis.from_url(TEST_REDIS_URL).scan_iter(f"{prefix}*"):

@@ -1,0 +1,65 @@
+"""Messages the broker lost after `post` was told they were enqueued are sent again and applied.
+
+kombu's Redis transport pops a message and only then files it as unacknowledged; a worker or broker
+dying between the two loses it. The test does the same thing on purpose (it takes messages off the
+queue), and beat's redelivery has to notice from the pending ledger and send them again.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from shared.models import Tenant
+from shared.progress import APPLIED_AGAIN
+from tests.faults.cluster import Cluster
+from tests.faults.conftest import RecordFault
+from tests.invariants import check_directory
+from tests.workers.helpers import failures
+from tests.workload import anchors, build
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+LOST = 5
+
+
+def test_exports_the_broker_lost_are_sent_again_and_applied(
+    tenant: Tenant, cluster: Cluster, record_fault: RecordFault
+) -> None:
+    workload = build(
+        random.Random(19),
+        tenant.name,
+        anchors(users=60, groups=20, contacts=20),
+        3,
+        [f"l{i}@contoso.com" for i in range(20)],
+    )
+    started = time.monotonic()
+    posted = cluster.post(workload.lines)
+    broker = cluster.broker.client()
+    # The newest messages: the last exports of their objects, so losing them would show in the store.
+    for _ in range(LOST):
+        assert broker.lpop("exports") is not None
+    cluster.node()
+    cluster.beat()
+
+    finished = cluster.wait(posted.batch, len(workload.lines), timeout_s=120)
+    cluster.wait_until_idle()
+    counts = cluster.outcomes(posted.batch)
+    findings = check_directory(tenant.id, workload.final, workload.final.last_sequence)
+    never_done = len(workload.lines) - cluster.done(posted.batch)
+    record_fault(
+        f"{LOST} enqueued messages lost by the broker (taken off its queue)",
+        LOST,
+        len(workload.lines),
+        never_done + len(findings.lost),
+        len(findings.duplicated) + counts.get(APPLIED_AGAIN, 0),
+        time.monotonic() - started,
+    )
+
+    assert finished, f"{never_done} export(s) never finished"
+    assert findings.clean, findings
+    assert counts.get("failed", 0) == 0 and APPLIED_AGAIN not in counts, counts
+    assert f"re-sent {LOST} stranded export(s) of batch {posted.batch}" in "".join(n.log_text() for n in cluster.nodes)
+    assert failures(tenant.name) == []

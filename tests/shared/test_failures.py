@@ -1,0 +1,61 @@
+"""Failed exports and dead letters (shared.failures): what is kept, against which object, and listed where."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import delete
+
+from shared.db import transaction
+from shared.failures import record_dead_letter, record_failure, retry_candidates, unattributed
+from shared.models import FailedExport, Tenant
+from shared.schemas import ErrorCode, ExportRejected
+from tests.conftest import export_line
+
+
+@pytest.fixture
+def stray_tenant() -> Iterator[str]:
+    """A tenant name that exists nowhere; its failures are removed afterwards."""
+    name = "no-such-tenant-failures"
+    yield name
+    with transaction() as session:
+        session.execute(delete(FailedExport).where(FailedExport.tenant == name))
+
+
+def test_a_dead_letter_is_filed_against_its_object_with_the_message_and_the_attempts(tenant: Tenant) -> None:
+    message = json.loads(export_line(tenant.name, "obj", userPrincipalName="o@contoso.com"))
+    with transaction() as session:
+        record_dead_letter(session, message, "gave up after 51 attempts", attempts=51)
+    with transaction() as session:
+        (row,) = retry_candidates(session, tenant.name, "obj")
+    assert (row.error_code, row.attempts, row.object_class) == ("ApplyFailed", 51, "User")
+    assert json.loads(row.raw or "") == message
+
+
+def test_an_older_export_failing_later_keeps_the_newer_message_for_the_retry(tenant: Tenant) -> None:
+    newer = export_line(tenant.name, "obj", sequence=5, userPrincipalName="new@contoso.com")
+    older = export_line(tenant.name, "obj", sequence=4, userPrincipalName="old@contoso.com")
+    with transaction() as session:
+        record_dead_letter(session, newer, "gave up", attempts=3)
+        record_failure(
+            session,
+            ExportRejected(ErrorCode.LARGE_OBJECT, "too big", tenant=tenant.name, source_anchor="obj", raw=older),
+        )
+    with transaction() as session:
+        (row,) = retry_candidates(session, tenant.name)
+    assert json.loads(row.raw or "")["sequence"] == 5 and row.error_code == "ApplyFailed" and row.attempts == 4
+
+
+def test_text_postgresql_cannot_store_is_kept_escaped(stray_tenant: str) -> None:
+    with transaction() as session:
+        record_dead_letter(session, "not json \x00 with a NUL and a half pair \ud800", "unexpected error", attempts=1)
+        record_dead_letter(session, {"tenant": stray_tenant, "sourceAnchor": "x"}, "unexpected error", attempts=1)
+    with transaction() as session:
+        raws = {f.raw for f in unattributed(session)}
+        tenants = {f.tenant for f in unattributed(session)}
+    assert "not json \\u0000 with a NUL and a half pair \\ud800" in raws
+    assert stray_tenant in tenants, "a failure of a tenant that does not exist is listed as unattributed"
+    with transaction() as session:
+        session.execute(delete(FailedExport).where(FailedExport.raw.like("not json \\\\u0000%")))

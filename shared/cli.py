@@ -21,12 +21,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import OperationalError as DatabaseUnreachable
 
-from shared import queries
+from shared import api_tokens, queries
 from shared.apply import ExportApplier
 from shared.db import transaction
+from shared.failures import retry_candidates, unattributed
 from shared.locks import LockManager
 from shared.migrate import upgrade
-from shared.producer import PostResult, post_exports
+from shared.producer import PostInterrupted, PostResult, post_exports
 from shared.producer import as_json as post_result_json
 from shared.progress import outcomes, wait_for
 from shared.release import sweep
@@ -182,6 +183,70 @@ def tenant_create(
         click.echo(f"created tenant {created.name!r} ({created.initial_domain}; {enabled})")
 
 
+# --- tenant API tokens ----------------------------------------------------------------------------
+
+
+@tenant.group("token")
+def token_group() -> None:
+    """API tokens for the HTTP service; each belongs to one tenant and is stored hashed."""
+
+
+@token_group.command("create")
+@tenant_option
+@click.option("--name", help="What the token is for, e.g. the producer's host name.")
+@json_option
+def token_create(tenant_name: str, name: str | None, as_json: bool) -> None:
+    """Issue a token and print its secret, once: it cannot be shown again."""
+    with transaction() as session:
+        issued = api_tokens.issue_token(session, require(session, tenant_name), name)
+    if as_json:
+        emit_json({"tokenId": issued.token_id, "tenant": issued.tenant, "name": issued.name, "secret": issued.secret})
+    else:
+        click.echo(f"token {issued.token_id} for tenant {issued.tenant!r}; keep the secret now, it is not shown again:")
+        click.echo(issued.secret)
+
+
+@token_group.command("revoke")
+@tenant_option
+@click.option("--token-id", required=True, type=click.IntRange(min=1), help="The id 'token create' printed.")
+@json_option
+def token_revoke(tenant_name: str, token_id: int, as_json: bool) -> None:
+    """Revoke a token for good; requests with it get 401 from then on."""
+    with transaction() as session:
+        info = api_tokens.revoke_token(session, require(session, tenant_name), token_id)
+    if as_json:
+        emit_json({"tokenId": info.token_id, "revokedAt": queries.iso_utc(info.revoked_at)})
+    else:
+        click.echo(f"token {info.token_id} of tenant {tenant_name!r} is revoked")
+
+
+@token_group.command("list")
+@tenant_option
+@json_option
+def token_list(tenant_name: str, as_json: bool) -> None:
+    """List the tenant's tokens (never their secrets)."""
+    with transaction() as session:
+        tokens = api_tokens.list_tokens(session, require(session, tenant_name))
+    if as_json:
+        emit_json(
+            [
+                {
+                    "tokenId": t.token_id,
+                    "name": t.name,
+                    "createdAt": queries.iso_utc(t.created_at),
+                    "revokedAt": queries.iso_utc(t.revoked_at),
+                }
+                for t in tokens
+            ]
+        )
+        return
+    emit_table(
+        ["TokenId", "Name", "CreatedAt", "RevokedAt"],
+        ([t.token_id, t.name, t.created_at, t.revoked_at] for t in tokens),
+        "no API tokens",
+    )
+
+
 # --- features -----------------------------------------------------------------------------------
 
 
@@ -279,7 +344,7 @@ def _print_post(payload: dict[str, Any]) -> None:
 def post(source: TextIO, wait: bool, timeout: float, as_json: bool) -> None:
     """Enqueue the JSON-lines exports in SOURCE (a file, or - for stdin); a bad line never stops the others."""
     settings = get_settings()
-    result = post_exports(source, settings)
+    result = _post_or_explain(source, as_json)
     payload = _post_payload(result)
     finished = True
     if wait:
@@ -296,6 +361,24 @@ def post(source: TextIO, wait: bool, timeout: float, as_json: bool) -> None:
             f"timed out after {timeout:g} s with {done} of {result.enqueued} export(s) done; "
             "are workers running ('celery -A workers.app worker')?"
         )
+
+
+def _post_or_explain(lines: Iterable[str], as_json: bool) -> PostResult:
+    """Post; when the broker fails part-way, show what was enqueued and say that posting again is safe."""
+    try:
+        return post_exports(lines, get_settings())
+    except PostInterrupted as interrupted:
+        done = interrupted.result
+        if as_json:
+            emit_json(_post_payload(done))
+        else:
+            _print_post(_post_payload(done))
+        raise click.ClickException(
+            f"could not reach the Celery broker at {redact(get_settings().broker_url)}: "
+            f"{_first_line(interrupted.cause)}; {done.enqueued} export(s) were enqueued before line "
+            f"{interrupted.line} (batch {done.batch}), that line and the ones after it were not. Posting the "
+            "same lines again is safe: an export already applied is skipped"
+        ) from None
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -402,10 +485,21 @@ def failures_group() -> None:
 
 
 @failures_group.command("list")
-@tenant_option
+@click.option("--tenant", "tenant_name", help="Tenant name, e.g. contoso.")
+@click.option(
+    "--unattributed",
+    "unattributed_only",
+    is_flag=True,
+    help="Instead: failures of no tenant (not even JSON, or an unknown tenant).",
+)
 @json_option
-def failures_list(tenant_name: str, as_json: bool) -> None:
-    """List the tenant's failed exports, most recent first."""
+def failures_list(tenant_name: str | None, unattributed_only: bool, as_json: bool) -> None:
+    """List the tenant's failed exports (dead letters included), most recent first."""
+    if (tenant_name is None) == (not unattributed_only):
+        raise click.UsageError("give either --tenant T or --unattributed")
+    if unattributed_only:
+        _list_unattributed(as_json)
+        return
     with transaction() as session:
         rows = queries.list_failures(session, require(session, tenant_name))
     if as_json:
@@ -419,6 +513,73 @@ def failures_list(tenant_name: str, as_json: bool) -> None:
         ),
         "no failed exports",
     )
+
+
+def _list_unattributed(as_json: bool) -> None:
+    with transaction() as session:
+        rows = [
+            {
+                "tenant": f.tenant,
+                "sourceAnchor": f.source_anchor,
+                "objectType": f.object_class,
+                "errorCode": f.error_code,
+                "message": f.message,
+                "firstFailed": queries.iso_utc(f.first_failed),
+                "lastFailed": queries.iso_utc(f.last_failed),
+                "attempts": f.attempts,
+            }
+            for f in unattributed(session)
+        ]
+    if as_json:
+        emit_json(rows)
+        return
+    emit_table(
+        ["Tenant", "SourceAnchor", "ErrorCode", "Message", "LastFailed", "Attempts"],
+        ([r["tenant"], r["sourceAnchor"], r["errorCode"], r["message"], r["lastFailed"], r["attempts"]] for r in rows),
+        "no unattributed failures",
+    )
+
+
+@failures_group.command("retry")
+@tenant_option
+@click.option("--source-anchor", help="Only this object's failed export.")
+@click.option("--wait", is_flag=True, help="Wait until every re-sent export has been applied or has failed.")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0), default=600, show_default=True, help="Seconds --wait waits at most."
+)
+@json_option
+def failures_retry(tenant_name: str, source_anchor: str | None, wait: bool, timeout: float, as_json: bool) -> None:
+    """Send the tenant's failed exports again, as stored; each is validated and applied anew.
+
+    The entry stays until an export of the object succeeds; one failing again counts another attempt.
+    """
+    with transaction() as session:
+        require(session, tenant_name)
+        anchors_and_lines = [
+            (f.source_anchor, f.raw or "") for f in retry_candidates(session, tenant_name, source_anchor)
+        ]
+    if source_anchor is not None and not anchors_and_lines:
+        raise click.ClickException(f"tenant {tenant_name!r} has no failed export for sourceAnchor {source_anchor!r}")
+    result = _post_or_explain([line for _, line in anchors_and_lines], as_json)
+    payload = _post_payload(result)
+    for rejected in payload["rejected"]:
+        rejected["sourceAnchor"] = anchors_and_lines[rejected["line"] - 1][0]
+    finished = True
+    if wait:
+        redis = Redis.from_url(get_settings().redis_url)
+        finished = wait_for(redis, result.batch, result.enqueued, timeout)
+        payload["outcomes"] = outcomes(redis, result.batch)
+    if as_json:
+        emit_json(payload)
+    else:
+        click.echo(f"re-sent {result.enqueued} failed export(s) of tenant {tenant_name!r} in batch {result.batch}")
+        for rejected in payload["rejected"]:
+            click.echo(f"still invalid: {rejected['sourceAnchor']}: {rejected['errorCode']}: {rejected['error']}")
+        if "outcomes" in payload:
+            counts = ", ".join(f"{status} {count}" for status, count in sorted(payload["outcomes"].items()))
+            click.echo(f"outcomes: {counts or 'none'}")
+    if not finished:
+        raise click.ClickException(f"timed out after {timeout:g} s; are workers running?")
 
 
 # --- object -------------------------------------------------------------------------------------

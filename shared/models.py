@@ -36,6 +36,11 @@ Id = BigInteger().with_variant(Integer, "sqlite")  # SQLite only auto-increments
 Json = JSON().with_variant(JSONB(), "postgresql")
 
 
+def _trigram(column: str) -> dict[str, Any]:
+    """A trigram GIN index on PostgreSQL (substring search); a plain index on other databases."""
+    return {"postgresql_using": "gin", "postgresql_ops": {column: "gin_trgm_ops"}}
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -60,7 +65,13 @@ class DirectoryObject(Base):
     """A User, Group or Contact; a deleted one stays as a tombstone so late exports stay stale."""
 
     __tablename__ = "directory_objects"
-    __table_args__ = (UniqueConstraint("tenant_id", "source_anchor"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "source_anchor"),
+        # `errors list --search-string` matches display names and UPNs anywhere in the text: trigram GIN
+        # indexes on PostgreSQL (plain indexes elsewhere) keep that fast over millions of objects.
+        Index("ix_directory_objects_display_name_trgm", "display_name", **_trigram("display_name")),
+        Index("ix_directory_objects_upn_trgm", "upn", **_trigram("upn")),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -98,6 +109,8 @@ class ProvisioningError(Base):
         UniqueConstraint("object_pk", "key"),
         Index(None, "tenant_id", "key", "occurred_at"),
         Index(None, "tenant_id", "reported_at"),
+        Index(None, "tenant_id", "occurred_at", "id"),  # errors list's default order, read with a LIMIT
+        Index("ix_provisioning_errors_property_value_trgm", "property_value", **_trigram("property_value")),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -128,3 +141,17 @@ class FailedExport(Base):
     first_failed: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_failed: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ApiToken(Base):
+    """A tenant's API token; only the SHA-256 of its secret is kept, so a database dump grants nothing."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index(None, "tenant_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str | None] = mapped_column(String(100))
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,110 @@
+"""The HTTP service: `uvicorn api.app:app` (one process or several; all state is in PostgreSQL and Redis)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import OperationalError as DatabaseUnreachable
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api import directory, exports, features, operations, report
+from api.auth import TenantNotFound
+from api.services import Services
+from shared.settings import Settings, get_settings
+
+DESCRIPTION = """\
+Post directory-sync exports and read what syncguard made of them: provisioning errors (duplicate
+UPN and SMTP proxy address conflicts), objects, failed exports and the resiliency features.
+
+Every `/v1/tenants/{tenant}/...` call needs one of the tenant's API tokens as
+`Authorization: Bearer <token>` (`syncguard tenant token create --tenant T`). A token for another
+tenant gets 404. The web report for people is at `/report`.
+"""
+
+
+class SecurityHeaders:
+    """Headers every response carries: no framing, no MIME sniffing, no referrer leaking tenant URLs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: dict) -> None:  # type: ignore[type-arg]
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
+                if scope["path"].startswith("/report"):
+                    headers.append(
+                        (b"content-security-policy", b"default-src 'none'; style-src 'self'; form-action 'self'")
+                    )
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.services = Services.start(settings)
+        try:
+            yield
+        finally:
+            app.state.services.close()
+
+    app = FastAPI(title="syncguard", version="1", description=DESCRIPTION, lifespan=lifespan)
+    for module in (exports, directory, features, operations, report):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
+    app.add_middleware(SecurityHeaders)
+
+    @app.get("/", include_in_schema=False)
+    def home() -> Response:
+        return RedirectResponse("/report", status_code=307)
+
+    @app.exception_handler(report.SignInNeeded)
+    def sign_in_needed(request: Request, exc: report.SignInNeeded) -> Response:
+        query = urlencode({"tenant": exc.tenant, "next": exc.next_url})
+        return RedirectResponse(f"/report?{query}", status_code=303)
+
+    @app.exception_handler(TenantNotFound)
+    def tenant_not_found(request: Request, exc: TenantNotFound) -> Response:
+        return report.page(
+            request,
+            "not_found.html",
+            status_code=404,
+            tenant=None,
+            message=f"There is no report of tenant {exc.tenant} for this token.",
+        )
+
+    @app.exception_handler(DatabaseUnreachable)
+    def database_unavailable(request: Request, exc: DatabaseUnreachable) -> Response:
+        return JSONResponse({"detail": "the database is unavailable; try again shortly"}, status_code=503)
+
+    @app.exception_handler(RedisConnectionError)
+    @app.exception_handler(RedisTimeoutError)
+    def redis_unavailable(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"detail": "Redis is unavailable; try again shortly"}, status_code=503)
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,109 @@
+"""A real `uvicorn api.app:app` process on a free loopback port, on the test PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from shared.api_tokens import issue_token
+from shared.db import transaction
+from shared.local_services import REPO, ServiceFailed, free_port, stop_process_group, tail
+from shared.models import Tenant
+from tests.conftest import ARTIFACTS
+from tests.services import service_environment
+
+BODY_LIMIT = 256 * 1024  # small, so the 413 tests send little
+
+
+@dataclass(frozen=True)
+class ApiServer:
+    url: str
+    body_limit: int
+
+
+@dataclass(frozen=True)
+class TenantAccess:
+    """A tenant and one of its API tokens."""
+
+    tenant: Tenant
+    token: str
+
+    @property
+    def name(self) -> str:
+        return self.tenant.name
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@contextmanager
+def running_api(**env: str) -> Iterator[ApiServer]:
+    """`uvicorn api.app:app` as an operator starts it (README), stopped when the block ends."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = free_port()
+    log = ARTIFACTS / f"api-{port}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO,
+            env=service_environment(API_MAX_BODY_BYTES=str(BODY_LIMIT), **env),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise ServiceFailed(f"uvicorn exited with {process.returncode}:\n{tail(log)}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise ServiceFailed(f"the API did not answer /healthz within 30 s:\n{tail(log)}")
+            time.sleep(0.1)
+        yield ApiServer(url, BODY_LIMIT)
+    finally:
+        stop_process_group(process, grace_s=10)
+
+
+@pytest.fixture(scope="session")
+def api_server(database: str) -> Iterator[ApiServer]:
+    with running_api() as server:
+        yield server
+
+
+@pytest.fixture
+def client(api_server: ApiServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api_server.url, timeout=60) as http:
+        yield http
+
+
+@pytest.fixture
+def make_access(make_tenant: Callable[..., Tenant]) -> Callable[..., TenantAccess]:
+    """A new tenant (deleted afterwards, tokens with it) and a token for it."""
+
+    def make(**options: object) -> TenantAccess:
+        tenant = make_tenant(**options)
+        with transaction() as session:
+            issued = issue_token(session, session.merge(tenant), name="tests")
+        return TenantAccess(tenant, issued.secret)
+
+    return make
+
+
+@pytest.fixture
+def access(make_access: Callable[..., TenantAccess]) -> TenantAccess:
+    return make_access()

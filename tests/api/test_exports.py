@@ -1,0 +1,161 @@
+"""POST /v1/tenants/{tenant}/exports over real HTTP: validated like `syncguard post`, enqueued for real workers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from redis import Redis
+
+from shared.db import transaction
+from shared.local_services import free_port
+from shared.queries import list_failures
+from shared.tenants import require
+from tests.api.conftest import ApiServer, TenantAccess, running_api
+from tests.api.scenario import as_array, post, post_and_wait
+from tests.conftest import export_line
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _workers(workers: object) -> None:
+    """Every test here runs with real workers consuming what the API enqueues."""
+
+
+def failures_of(name: str) -> list[tuple[str | None, str]]:
+    with transaction() as session:
+        return [(f.source_anchor, f.error_code) for f in list_failures(session, require(session, name))]
+
+
+def exports_url(access: TenantAccess) -> str:
+    return f"/v1/tenants/{access.name}/exports"
+
+
+def test_json_lines_answer_202_with_counts_and_each_rejection_and_the_valid_ones_apply(
+    client: httpx.Client, redis_client: Redis, access: TenantAccess
+) -> None:
+    lines = [
+        export_line(access.name, "u1", displayName="One", userPrincipalName="one@contoso.com"),
+        export_line(access.name, "g1", "Group", userPrincipalName="g1@contoso.com"),
+        "",
+        "this is not json",
+        export_line(access.name, "c1", "Contact", proxyAddresses=["SMTP:c1@contoso.com"]),
+        export_line(access.name, "u2", displayName="Two"),
+    ]
+    posted = post_and_wait(client, redis_client, access, lines)
+    assert posted["accepted"] == 2 and posted["rejected"] == 3
+    assert [(r["item"], r["errorCode"]) for r in posted["rejections"]] == [
+        (2, "DataValidationFailed"),
+        (4, "DataValidationFailed"),
+        (6, "DataValidationFailed"),
+    ]
+    assert "only Users have one" in posted["rejections"][0]["error"]
+    assert "not valid JSON" in posted["rejections"][1]["error"]
+    assert posted["outcomes"] == {"applied": 2}
+    assert sorted(failures_of(access.name), key=str) == sorted(
+        [("g1", "DataValidationFailed"), (None, "DataValidationFailed"), ("u2", "DataValidationFailed")], key=str
+    ), "every rejected item is recorded as a failed export of the tenant, the non-JSON one too"
+
+
+def test_a_json_array_is_accepted_too(client: httpx.Client, redis_client: Redis, access: TenantAccess) -> None:
+    lines = [
+        export_line(access.name, f"a{n}", "Contact", displayName=f"Contact {n}", proxyAddresses=[f"SMTP:a{n}@x.com"])
+        for n in range(3)
+    ] + [export_line(access.name, "bad", "Robot")]
+    response = client.post(
+        exports_url(access), content=as_array(lines), headers={**access.headers, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (3, 1)
+    assert body["rejections"][0]["item"] == 4
+
+
+def test_a_broken_json_array_is_400_and_enqueues_nothing(client: httpx.Client, access: TenantAccess) -> None:
+    good = export_line(access.name, "u1", displayName="One", userPrincipalName="one@contoso.com")
+    response = client.post(exports_url(access), content=f"[{good}, {{broken".encode(), headers=access.headers)
+    assert response.status_code == 400
+    assert "item 2 of the JSON array is not valid JSON" in response.json()["detail"]
+    assert "nothing was enqueued" in response.json()["detail"]
+    assert failures_of(access.name) == []
+
+
+def test_an_export_for_another_tenant_is_rejected_and_filed_under_the_poster(
+    client: httpx.Client, access: TenantAccess, make_access: object
+) -> None:
+    other = make_access()  # type: ignore[operator]
+    posted = post(client, access, [export_line(other.name, "x", displayName="X", userPrincipalName="x@contoso.com")])
+    assert posted["accepted"] == 0
+    assert f"is for tenant {other.name!r} but was posted for tenant {access.name!r}" in posted["rejections"][0]["error"]
+    assert failures_of(access.name) == [("x", "DataValidationFailed")]
+    assert failures_of(other.name) == [], "a token for one tenant never writes into another tenant's report"
+
+
+def test_an_invalid_export_naming_another_tenant_is_filed_under_the_poster(
+    client: httpx.Client, access: TenantAccess, make_access: object
+) -> None:
+    other = make_access()  # type: ignore[operator]
+    posted = post(client, access, [export_line(other.name, "y", "Group", userPrincipalName="y@contoso.com")])
+    assert posted["rejected"] == 1
+    assert failures_of(other.name) == [] and failures_of(access.name) == [("y", "DataValidationFailed")]
+
+
+# --- 413 ----------------------------------------------------------------------------------------
+
+
+def _body_over(limit: int, access: TenantAccess) -> bytes:
+    line = export_line(access.name, "big", displayName="x" * 200, userPrincipalName="big@contoso.com")
+    return ("\n".join([line] * (limit // len(line) + 2))).encode()
+
+
+def test_a_body_declared_larger_than_the_limit_is_413_and_enqueues_nothing(
+    client: httpx.Client, api_server: ApiServer, access: TenantAccess
+) -> None:
+    body = _body_over(api_server.body_limit, access)
+    response = client.post(exports_url(access), content=body, headers=access.headers)
+    assert response.status_code == 413
+    assert f"larger than {api_server.body_limit} bytes" in response.json()["detail"]
+    assert "several requests" in response.json()["detail"]
+
+
+def test_a_streamed_body_that_grows_past_the_limit_is_413_and_enqueues_nothing(
+    client: httpx.Client, api_server: ApiServer, access: TenantAccess
+) -> None:
+    body = _body_over(api_server.body_limit, access)
+    invalid_first = json.dumps({"tenant": access.name, "sourceAnchor": "first"}).encode() + b"\n"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the server has to count
+        yield invalid_first
+        for start in range(0, len(body), 16 * 1024):
+            yield body[start : start + 16 * 1024]
+
+    response = client.post(exports_url(access), content=chunks(), headers=access.headers)
+    assert response.status_code == 413
+    assert failures_of(access.name) == [], "not even the invalid first line was taken"
+
+
+def test_a_body_just_under_the_limit_is_accepted(
+    client: httpx.Client, api_server: ApiServer, access: TenantAccess
+) -> None:
+    line = export_line(access.name, "same", "Contact", displayName="y" * 200)
+    count = (api_server.body_limit - 1) // (len(line) + 1)
+    body = "\n".join([line] * count).encode()
+    assert len(body) < api_server.body_limit
+    response = client.post(exports_url(access), content=body, headers=access.headers)
+    assert response.status_code == 202
+    assert response.json()["accepted"] == count
+
+
+def test_an_unreachable_broker_is_503_saying_to_post_again(access: TenantAccess) -> None:
+    line = export_line(access.name, "u1", displayName="One", userPrincipalName="one@contoso.com")
+    with (
+        running_api(CELERY_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0") as server,
+        httpx.Client(base_url=server.url, timeout=60) as http,
+    ):
+        response = http.post(exports_url(access), content=line.encode(), headers=access.headers)
+    assert response.status_code == 503, response.text
+    assert "the broker could not be reached" in response.json()["detail"]
+    assert "post the exports again" in response.json()["detail"]

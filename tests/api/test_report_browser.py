@@ -1,0 +1,201 @@
+"""The web report in headless Chromium (Debian's, driven by Playwright), as a person uses it.
+
+One screenshot per page goes to test-artifacts/ for a human to look at.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from redis import Redis
+from sqlalchemy import delete
+
+from shared.api_tokens import issue_token
+from shared.db import transaction
+from shared.models import FailedExport, Tenant
+from shared.tenants import TenantSpec, create_tenant
+from tests.api.conftest import ApiServer, TenantAccess
+from tests.api.scenario import Directory, build_directory, post, post_and_wait
+from tests.conftest import ARTIFACTS, export_line
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LAPTOP = {"width": 1366, "height": 768}
+SCREENSHOTS = ARTIFACTS / "report"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"the browser tests need Debian's chromium at {CHROMIUM}: ./scripts/test installs it (as root)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def reported(api_server: ApiServer, workers: object, redis_client: Redis) -> Iterator[Directory]:
+    """Conflicts of every object class, a display name full of markup, and one failed export."""
+    name = f"web-{uuid.uuid4().hex[:8]}"
+    with transaction() as session:
+        tenant = create_tenant(session, TenantSpec(name=name, initial_domain=f"{name}.onmicrosoft.com"))
+        secret = issue_token(session, tenant).secret
+    access = TenantAccess(tenant, secret)
+    with httpx.Client(base_url=api_server.url, timeout=60) as http:
+        built = build_directory(http, redis_client, access)
+        marked_up = export_line(
+            name,
+            "markup",
+            "Contact",
+            displayName='<img src=x onerror=alert(1)> & "Co"',
+            proxyAddresses=["SMTP:sales@contoso.com"],
+        )
+        assert post_and_wait(http, redis_client, access, [marked_up])["outcomes"] == {"applied": 1}
+        post(http, access, [export_line(name, "broken-group", "Group", userPrincipalName="g@contoso.com")])
+    yield built
+    with transaction() as session:
+        session.execute(delete(Tenant).where(Tenant.name == name))
+        session.execute(delete(FailedExport).where(FailedExport.tenant == name))
+
+
+@pytest.fixture
+def page(browser: Browser, api_server: ApiServer) -> Iterator[Page]:
+    context = browser.new_context(viewport=LAPTOP, base_url=api_server.url)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Page, access: TenantAccess, token: str | None = None) -> None:
+    page.goto(f"/report/{access.name}")
+    expect(page.get_by_role("heading", name="Open a tenant's error report")).to_be_visible()
+    expect(page.get_by_label("Tenant")).to_have_value(access.name)
+    page.get_by_label("API token").fill(token or access.token)
+    page.get_by_role("button", name="Open report").click()
+
+
+def rows(page: Page) -> list[str]:
+    """The object names listed, in order."""
+    return page.locator("table.conflicts tbody.object th").all_inner_texts()
+
+
+def test_the_report_lists_conflicts_of_users_groups_and_contacts(page: Page, reported: Directory) -> None:
+    page.goto(f"/report/{reported.access.name}")
+    screenshot(page, "1-sign-in")
+    sign_in(page, reported.access)
+    expect(page.get_by_role("heading", name="Duplicate attribute conflicts")).to_be_visible()
+    assert sorted(rows(page)) == sorted(
+        ['<img src=x onerror=alert(1)> & "Co"', "Alice Walker", "Sales Forward", "Team"]
+    )
+    badges = page.locator("table.conflicts .badge").all_inner_texts()
+    assert sorted(set(badges)) == ["Contact", "Group", "User"]
+    expect(page.get_by_role("link", name="Contacts 2")).to_be_visible()
+    screenshot(page, "2-conflicts")
+
+    page.get_by_role("link", name="Groups 1").click()
+    assert rows(page) == ["Team"]
+
+
+def test_markup_in_a_name_is_shown_as_text(page: Page, reported: Directory) -> None:
+    sign_in(page, reported.access)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    expect(page.get_by_text('<img src=x onerror=alert(1)> & "Co"')).to_be_visible()
+    assert page.locator("img").count() == 0 and dialogs == []
+
+
+def test_search_narrows_the_list(page: Page, reported: Directory) -> None:
+    sign_in(page, reported.access)
+    page.get_by_label("Search").fill("forward")
+    page.get_by_role("button", name="Apply").click()
+    assert rows(page) == ["Sales Forward"]
+    expect(page.get_by_label("Search")).to_have_value("forward")
+    screenshot(page, "3-search")
+
+    page.get_by_label("Search").fill("no such thing")
+    page.get_by_role("button", name="Apply").click()
+    assert rows(page) == []
+    expect(page.get_by_text("No conflicts match these filters.")).to_be_visible()
+
+
+def test_the_property_filter_and_sorting_apply(page: Page, reported: Directory) -> None:
+    sign_in(page, reported.access)
+    page.get_by_label("Property").select_option("UserPrincipalName")
+    page.get_by_role("button", name="Apply").click()
+    assert rows(page) == ["Alice Walker"]
+    page.get_by_label("Property").select_option("")
+    page.get_by_label("Sort by").select_option("DisplayName")
+    page.get_by_label("Order").select_option("Descending")
+    page.get_by_role("button", name="Apply").click()
+    assert rows(page) == ["Team", "Sales Forward", "Alice Walker", '<img src=x onerror=alert(1)> & "Co"']
+
+
+def test_the_holder_link_leads_to_the_holders_page(page: Page, reported: Directory) -> None:
+    sign_in(page, reported.access)
+    row = page.locator("table.conflicts tbody.object", has_text="Alice Walker")
+    row.get_by_role("link", name="Alice Wong").click()
+    expect(page.get_by_role("heading", name="Alice Wong")).to_be_visible()
+    expect(page.locator(".facts")).to_contain_text("alice@contoso.com")
+    expect(page.get_by_text("None: this object holds every value it asked for.")).to_be_visible()
+    screenshot(page, "5-holder")
+
+
+def test_an_objects_page_shows_its_effective_values_and_entries(page: Page, reported: Directory) -> None:
+    sign_in(page, reported.access)
+    page.get_by_role("link", name="Team").first.click()
+    expect(page.get_by_role("heading", name="Team")).to_be_visible()
+    facts = page.locator(".facts")
+    expect(facts).to_contain_text("SMTP:team@contoso.com")
+    expect(facts).not_to_contain_text("alice@contoso.com")  # quarantined, so not effective
+    entries = page.locator("table.entries tbody tr")
+    expect(entries).to_have_count(1)
+    expect(entries.first).to_contain_text("smtp:alice@contoso.com")
+    screenshot(page, "4-object")
+    entries.first.get_by_role("link", name="Alice Wong").click()
+    expect(page.get_by_role("heading", name="Alice Wong")).to_be_visible()
+
+
+def test_failed_exports_have_their_own_tab(page: Page, reported: Directory) -> None:
+    sign_in(page, reported.access)
+    page.get_by_role("link", name="Failed exports 1").click()
+    expect(page.get_by_role("heading", name="Failed exports")).to_be_visible()
+    failure = page.locator("table.failures tbody tr")
+    expect(failure).to_have_count(1)
+    expect(failure).to_contain_text("broken-group")
+    expect(failure).to_contain_text("DataValidationFailed")
+    screenshot(page, "6-failures")
+
+
+def test_a_wrong_token_keeps_the_report_closed(page: Page, reported: Directory) -> None:
+    sign_in(page, reported.access, token="sgt_wrong")
+    expect(page.get_by_role("alert")).to_contain_text("does not open this tenant's report")
+    assert page.locator("table.conflicts").count() == 0
+
+
+def test_signing_out_closes_the_report(page: Page, reported: Directory) -> None:
+    sign_in(page, reported.access)
+    page.get_by_role("button", name="Sign out").click()
+    page.goto(f"/report/{reported.access.name}")
+    expect(page.get_by_role("heading", name="Open a tenant's error report")).to_be_visible()

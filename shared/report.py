@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session, aliased
 from shared.models import (
     ClaimedValue,
     DirectoryObject,
-    FailedExport,
     ProvisioningError,
     Tenant,
 )
+from shared.queries import FailureRow, list_failures
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,22 +37,11 @@ class ConflictLine:
 
 
 @dataclass(frozen=True, slots=True)
-class FailureLine:
-    source_anchor: str | None
-    object_type: str | None
-    error_code: str
-    message: str
-    first_failed: datetime
-    last_failed: datetime
-    attempts: int
-
-
-@dataclass(frozen=True, slots=True)
 class TenantReport:
     tenant: str
     recipients: tuple[str, ...]
     conflicts: tuple[ConflictLine, ...]
-    failures: tuple[FailureLine, ...]
+    failures: tuple[FailureRow, ...]
 
     @property
     def is_empty(self) -> bool:
@@ -95,12 +84,7 @@ def gather(session: Session, tenant: Tenant, limit: int = 5_000) -> TenantReport
         )
         for entry, obj, holder_id, holder_name, stored_holder_name in rows
     )
-    failures = tuple(
-        FailureLine(f.source_anchor, f.object_class, f.error_code, f.message, f.first_failed, f.last_failed, f.attempts)
-        for f in session.scalars(
-            select(FailedExport).where(FailedExport.tenant == tenant.name).order_by(FailedExport.last_failed)
-        )
-    )
+    failures = tuple(list_failures(session, tenant))
     return TenantReport(tenant.name, tuple(tenant.technical_contacts or ()), conflicts, failures)
 
 

@@ -82,6 +82,7 @@ class Outcome:
     message: str | None = None
     quarantined: tuple[str, ...] = ()
     freed_with_waiters: tuple[str, ...] = field(default=())
+    newly_quarantined: int = 0
 
 
 class TenantDirectory:
@@ -267,6 +268,7 @@ class ExportApplier:
                 values["object_id"] = obj.object_id = str(uuid.uuid4())  # re-created: a new cloud object
             update_object(connection, obj, values)
         write_claims_and_entries(connection, tenant, obj, current, plan, upn, now)
+        newly = sum(1 for q in plan.open_quarantines if current.quarantines.get(q.key) != q)
         if state.has_failures:
             clear_failures(connection, tenant.name, export.source_anchor)
         return Outcome(
@@ -275,6 +277,7 @@ class ExportApplier:
             obj.object_id,
             quarantined=tuple(sorted(plan.quarantined)),
             freed_with_waiters=tuple(keys_with_waiters(connection, tenant.id, plan.release)),
+            newly_quarantined=newly,
         )
 
     def _release_to(

@@ -22,6 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from shared.activity import count_quarantines
 from shared.apply import ExportApplier, Outcome, RetryLater
 from shared.db import transaction
 from shared.deliveries import begin_delivery, end_delivery
@@ -144,6 +145,8 @@ def apply_export(self: Task, message: Any, batch: str | None = None, index: int 
             deliveries - 1,
         )
     _release_after_commit(outcome)
+    if outcome.newly_quarantined:
+        count_quarantines(_redis(), opened=outcome.newly_quarantined)
     if outcome.status == "skipped" and deliveries > 1:
         _sweep_after_crash(outcome.tenant)
     end_delivery(_redis(), request.id, request.retries, batch, index, outcome.status)
@@ -196,5 +199,6 @@ def release_values(self: Task, tenant: str, keys: list[str]) -> list[str]:
             ) from exc
         if outcome.status == "released":
             released.append(key)
+            count_quarantines(_redis(), released=1)
             _release_after_commit(outcome)
     return released

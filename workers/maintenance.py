@@ -11,6 +11,7 @@ from typing import Any
 
 from celery import Task
 
+from shared.activity import count_quarantines
 from shared.redelivery import redeliver_stranded
 from shared.release import sweep
 from shared.reporting import send_error_reports as send_reports
@@ -59,6 +60,8 @@ def release_resolved_conflicts(
         budget_s=settings.sweep_task_budget_s,
         after=(int(cursor[0]), str(cursor[1])) if cursor else None,
     )
+    if result.released:
+        count_quarantines(_redis(), released=result.released)
     if not result.finished:
         self.apply_async(kwargs={"cursor": list(result.cursor or ()), "tenant": tenant}, queue=MAINTENANCE_QUEUE)
     return {"examined": result.examined, "released": result.released, "finished": result.finished}

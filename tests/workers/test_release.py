@@ -175,3 +175,20 @@ def test_with_the_fast_path_off_only_the_sweep_task_releases(
     )
     eventually(lambda: holds(tenant, "w", "slow@contoso.com"))
     assert view(tenant, "w").upn == "slow@contoso.com"
+
+
+def test_workers_count_each_new_quarantine_and_each_release_for_the_metrics(
+    tenant: Tenant, redis_client: Redis, workers: Workers
+) -> None:
+    from shared.activity import totals
+
+    before = totals(redis_client)
+    post_and_wait(redis_client, [export_line(tenant.name, "first", userPrincipalName="counted@contoso.com")])
+    post_and_wait(redis_client, [export_line(tenant.name, "second", userPrincipalName="counted@contoso.com")])
+    post_and_wait(
+        redis_client, [export_line(tenant.name, "second", sequence=2, userPrincipalName="counted@contoso.com")]
+    )
+    assert totals(redis_client).quarantines_opened - before.quarantines_opened == 1, "a kept entry is not new"
+    post_and_wait(redis_client, [export_line(tenant.name, "first", sequence=2, operation="delete")])
+    eventually(lambda: holds(tenant, "second", "counted@contoso.com"))
+    eventually(lambda: totals(redis_client).quarantines_released - before.quarantines_released == 1)

@@ -88,3 +88,13 @@ def percentile(values: list[float], q: float) -> float:
     if len(values) == 1:
         return values[0]
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if q < 100 else max(values)
+
+
+def print_figures(figures: dict[str, float]) -> None:
+    """The benchmark's figures as an aligned table, then as one JSON line for machines."""
+    import json
+
+    width = max(len(key) for key in figures) + 2
+    for key, value in figures.items():
+        print(f"{key:<{width}}{value:>12}")
+    print(json.dumps(figures))

@@ -9,11 +9,10 @@ timed with varied search strings. Prints a table and a JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import time
 
-from bench.environment import bench_environment, percentile
+from bench.environment import bench_environment, percentile, print_figures
 
 _GENERATE = """
 INSERT INTO directory_objects (tenant_id, source_anchor, object_id, object_class, display_name, wanted_upn, upn,
@@ -89,9 +88,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
     figures = measure(args.entries, args.queries)
-    for key, value in figures.items():
-        print(f"{key:<16}{value:>12}")
-    print(json.dumps(figures))
+    print_figures(figures)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import json
 import time
 from datetime import datetime
 
-from bench.environment import bench_environment, percentile
+from bench.environment import bench_environment, percentile, print_figures
 
 
 def _claim_time(tenant_id: int, anchor: str, key: str) -> datetime | None:
@@ -105,10 +105,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="worker processes (prefork concurrency)")
     args = parser.parse_args()
     figures = measure(args.releases, args.workers)
-    print(f"{'releases':<16}{figures['releases']:>10}")
-    for key in ("release_p50_ms", "release_p99_ms", "release_max_ms"):
-        print(f"{key:<16}{figures[key]:>10.1f}")
-    print(json.dumps(figures))
+    print_figures(figures)
 
 
 if __name__ == "__main__":

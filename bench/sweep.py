@@ -10,12 +10,11 @@ sweep the beat task runs. Prints a table and a JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import uuid
 from datetime import UTC, datetime
 
-from bench.environment import bench_environment
+from bench.environment import bench_environment, print_figures
 
 CHUNK = 5_000
 
@@ -141,9 +140,7 @@ def main() -> None:
     parser.add_argument("--free-percent", type=float, default=1.0)
     args = parser.parse_args()
     figures = measure(args.quarantines, args.free_percent)
-    for key, value in figures.items():
-        print(f"{key:<14}{value:>12}")
-    print(json.dumps(figures))
+    print_figures(figures)
 
 
 if __name__ == "__main__":

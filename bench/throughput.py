@@ -9,13 +9,12 @@ left unacknowledged, so the no-op rate is the ceiling for one message per export
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench.environment import BenchEnvironment, bench_environment
+from bench.environment import BenchEnvironment, bench_environment, print_figures
 
 TENANT = "bench"
 
@@ -131,9 +130,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     figures = measure(args.exports, args.conflict_percent, args.workers)
-    for key, value in figures.items():
-        print(f"{key:<18}{value:>12}")
-    print(json.dumps(figures))
+    print_figures(figures)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ same check for tests that only need it to pass.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,12 +52,15 @@ def check_directory(
     last_sequence: Mapping[str, int],
     *,
     database_url: str | None = None,
+    releases_queued: Collection[str] = (),
 ) -> Findings:
     """Each object in the state of its last export; no value with two holders; every wanted value
     held by the object or quarantined exactly once, and then held by someone else; no entry for a
     value the object no longer asks for; a User shows its UPN or a placeholder for it.
 
     `database_url` names another database than the suite's (the multi-host test runs its own).
+    `releases_queued` are values whose fast release sits on the broker, not run yet (a check taken
+    mid-run): a waiter for one of them is on its way to the value, not forgotten.
     """
     findings = Findings()
     with transaction(database_url) as session:
@@ -106,7 +109,7 @@ def check_directory(
                 findings.duplicated.append(f"{anchor} has {waiting} entries for {key}")
             elif has_value == bool(waiting):
                 findings.inconsistent.append(f"{anchor}: holds {key}={has_value}, entries for it={waiting}")
-            elif waiting and key not in all_held:
+            elif waiting and key not in all_held and key not in releases_queued:
                 findings.inconsistent.append(f"{anchor} still waits for {key}, which nobody holds")
         wanted = wanted_keys(desired)
         findings.checks += 1

@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from shared.db import get_engine, transaction
 from shared.local_services import REPO, ServiceFailed, Workers, free_port, redis_answers, stop_process_group, tail
 from shared.settings import Settings
+from shared.task_names import RELEASES_QUEUE
 from tests.services import TEST_DATABASE_URL, TEST_REDIS_URL, service_environment
 
 # Locks, progress and the pending ledger of the fault tests: a database of their own, so a beat
@@ -347,6 +348,14 @@ class Cluster:
             if kwargs.get("batch") == batch:
                 found.add(int(kwargs["index"]))
         return found
+
+    def queued_release_keys(self) -> set[str]:
+        """The values whose fast release (`release_values`) sits on the broker's queue now."""
+        keys: set[str] = set()
+        for raw in self.broker.client().lrange(RELEASES_QUEUE, 0, -1):
+            args = json.loads(base64.b64decode(json.loads(raw)["body"]))[0]
+            keys.update(args[1])
+        return keys
 
     def pending_indices(self, batch: str) -> set[int]:
         """The batch lines not done yet, from the producer's pending ledger."""

@@ -49,6 +49,7 @@ def test_sigterm_finishes_or_returns_every_export_and_leaves_nothing_half_applie
     done_at_stop = cluster.done(posted.batch)
     unacked = cluster.broker.client().hlen("unacked")
     not_done, queued = cluster.pending_indices(posted.batch), cluster.queued_indices(posted.batch)
+    releases_queued = cluster.queued_release_keys()
     # Whatever the store holds now is, object by object, exactly one export's complete state.
     with transaction() as session:
         reached = dict(
@@ -59,7 +60,9 @@ def test_sigterm_finishes_or_returns_every_export_and_leaves_nothing_half_applie
             ).all()
         )
     exports = desired_by_sequence(workload.lines)
-    halfway = check_directory(tenant.id, {a: exports[(a, s)] for a, s in reached.items()}, reached)
+    halfway = check_directory(
+        tenant.id, {a: exports[(a, s)] for a, s in reached.items()}, reached, releases_queued=releases_queued
+    )
 
     cluster.node()
     finished = cluster.wait(posted.batch, len(workload.lines), timeout_s=240)

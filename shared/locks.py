@@ -4,6 +4,12 @@ An export locks its own object key plus every UPN/SMTP value key the object hold
 Lua call: either every key is taken or none is, so two exports can never hold half of each other's
 keys and deadlock. Keys carry the tenant as a Redis Cluster hash tag, so one tenant's keys share a
 slot and the script stays legal on a cluster.
+
+A waiter does not poll: a failed acquisition leaves a waiter count beside the busy key, and the
+release pushes one wake-up per waiter onto `<key>:wake`, which the waiter blocks on (BLPOP). It
+retries the moment the key is given back, not at the end of a back-off step that may overshoot the
+holder's transaction by several milliseconds, and burns no CPU meanwhile. A key that expires
+instead of being released wakes nobody: the blocking wait is short and the waiter tries again.
 """
 
 from __future__ import annotations
@@ -18,7 +24,13 @@ from redis import Redis
 
 _ACQUIRE = """
 for i, key in ipairs(KEYS) do
-    if redis.call('exists', key) == 1 then return i end
+    if redis.call('exists', key) == 1 then
+        if ARGV[3] == '1' then
+            redis.call('incr', key .. ':waiters')
+            redis.call('pexpire', key .. ':waiters', ARGV[2])
+        end
+        return i
+    end
 end
 for _, key in ipairs(KEYS) do
     redis.call('set', key, ARGV[1], 'PX', ARGV[2])
@@ -32,10 +44,19 @@ for _, key in ipairs(KEYS) do
     if redis.call('get', key) == ARGV[1] then
         redis.call('del', key)
         released = released + 1
+        local waiters = tonumber(redis.call('get', key .. ':waiters') or '0')
+        if waiters > 0 then
+            redis.call('del', key .. ':waiters')
+            for _ = 1, math.min(waiters, 64) do redis.call('rpush', key .. ':wake', 1) end
+            redis.call('pexpire', key .. ':wake', 1000)
+        end
     end
 end
 return released
 """
+
+
+_WAKE_WAIT_S = 0.05  # the longest one blocking wait; a key that expires instead of being released wakes nobody
 
 
 class LocksBusy(Exception):
@@ -71,10 +92,13 @@ class LockManager:
         self._acquire = redis.register_script(_ACQUIRE)
         self._release = redis.register_script(_RELEASE)
 
-    def try_acquire(self, keys: list[str]) -> str:
-        """Take every key or none, in one round trip; return the token that releases them."""
+    def try_acquire(self, keys: list[str], *, will_wait: bool = False) -> str:
+        """Take every key or none, in one round trip; return the token that releases them.
+
+        `will_wait`: the caller blocks on the busy key's wake-up list next, so the release must wake it.
+        """
         token = secrets.token_hex(16)
-        busy = int(self._acquire(keys=keys, args=[token, self.ttl_ms]))
+        busy = int(self._acquire(keys=keys, args=[token, self.ttl_ms, "1" if will_wait else "0"]))
         if busy:
             raise LocksBusy(keys[busy - 1])
         return token
@@ -85,19 +109,22 @@ class LockManager:
 
     @contextmanager
     def holding(self, keys: list[str], wait_s: float) -> Iterator[str]:
-        """Hold `keys` for the block, spinning with jittered back-off for up to `wait_s`."""
+        """Hold `keys` for the block, waiting up to `wait_s` for busy ones to be given back."""
         deadline = time.monotonic() + wait_s
-        delay = 0.002
         while True:
             try:
-                token = self.try_acquire(keys)
+                token = self.try_acquire(keys, will_wait=True)
                 break
-            except LocksBusy:
-                if time.monotonic() + delay > deadline:
+            except LocksBusy as busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     raise
-                time.sleep(random.uniform(delay / 2, delay))
-                delay = min(delay * 2, 0.1)
+                self._wait_for_release(busy.key, min(left, _WAKE_WAIT_S))
         try:
             yield token
         finally:
             self.release(keys, token)
+
+    def _wait_for_release(self, key: str, timeout_s: float) -> None:
+        """Block until `key`'s holder gives it back or `timeout_s` passes (a jitter spreads the retries)."""
+        self.redis.blpop([f"{key}:wake"], timeout=timeout_s * random.uniform(0.5, 1.0))

@@ -9,6 +9,7 @@ import uuid
 import pytest
 from redis import Redis
 
+from shared import locks as locks_module
 from shared.locks import LockManager, LocksBusy, export_lock_keys, object_lock_key, value_lock_key
 
 
@@ -64,6 +65,35 @@ def test_holding_waits_for_a_busy_key_and_gives_up_after_its_wait(locks: LockMan
     with pytest.raises(LocksBusy), locks.holding(keys, wait_s=0.1):
         pass
     locks.release(keys, token)
+
+
+def test_a_waiter_is_woken_by_the_release_not_by_its_timeout(
+    locks: LockManager, tenant_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(locks_module, "_WAKE_WAIT_S", 30.0)  # only the release's wake-up can end the wait soon
+    keys = export_lock_keys(tenant_name, "obj", ["wake@x.com"])
+    token = locks.try_acquire(keys)
+    released_at: list[float] = []
+
+    def release() -> None:
+        released_at.append(time.monotonic())
+        locks.release(keys, token)
+
+    threading.Timer(0.3, release).start()
+    with locks.holding(keys, wait_s=60):
+        acquired_at = time.monotonic()
+    assert acquired_at - released_at[0] < 2.0, "the waiter slept through the release"
+
+
+def test_a_wake_up_nobody_waits_for_costs_one_retry_not_a_wrong_answer(
+    locks: LockManager, redis_client: Redis, tenant_name: str
+) -> None:
+    keys = export_lock_keys(tenant_name, "obj", ["stale@x.com"])
+    redis_client.rpush(f"{keys[0]}:wake", 1)  # left by a waiter that gave up
+    holder = locks.try_acquire(keys)
+    with pytest.raises(LocksBusy), locks.holding(keys, wait_s=0.2):
+        pass
+    locks.release(keys, holder)
 
 
 def test_concurrent_contenders_never_hold_overlapping_sets_at_once(locks: LockManager, tenant_name: str) -> None:

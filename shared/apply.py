@@ -270,7 +270,7 @@ class ExportApplier:
         write_claims_and_entries(connection, tenant, obj, current, plan, upn, now)
         newly = sum(1 for q in plan.open_quarantines if current.quarantines.get(q.key) != q)
         if state.has_failures:
-            clear_failures(connection, tenant.name, export.source_anchor)
+            clear_failures(connection, tenant.name, export.source_anchor, export.sequence)
         return Outcome(
             "applied",
             tenant.name,

@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from shared.models import FailedExport, Tenant, utcnow
@@ -30,7 +30,7 @@ def _storable(text: str | None) -> str | None:
     return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def _sequence_of(raw: str | None) -> int | None:
+def sequence_of(raw: str | None) -> int | None:
     """The export's sequence, when the raw message is JSON that has one."""
     try:
         sequence = json.loads(raw or "").get("sequence")
@@ -61,7 +61,7 @@ def record_failure(session: Session, rejected: ExportRejected, attempts: int = 1
             attempts=0,
         )
         session.add(existing)
-    stored_sequence, new_sequence = _sequence_of(existing.raw), _sequence_of(rejected.raw)
+    stored_sequence, new_sequence = sequence_of(existing.raw), sequence_of(rejected.raw)
     if stored_sequence is None or new_sequence is None or new_sequence >= stored_sequence:
         existing.object_class = rejected.object_class
         existing.error_code = rejected.code.value
@@ -125,10 +125,3 @@ def retry_candidates(session: Session, tenant: str, source_anchor: str | None = 
     if source_anchor is not None:
         query = query.where(FailedExport.source_anchor == source_anchor)
     return list(session.scalars(query.order_by(FailedExport.first_failed, FailedExport.id)))
-
-
-def clear_failures(session: Session, tenant: str, source_anchor: str) -> None:
-    """A successful export of the object ends its failure: it leaves the report."""
-    session.execute(
-        delete(FailedExport).where(FailedExport.tenant == tenant, FailedExport.source_anchor == source_anchor)
-    )

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 
 from shared.decision import CurrentState, DesiredState, ExportPlan, Features, PropertyName, Quarantine
+from shared.failures import sequence_of
 from shared.models import ClaimedValue, DirectoryObject, FailedExport, ProvisioningError, Tenant
 from shared.values import parse_proxy_address, placeholder_upn, value_key
 
@@ -317,6 +318,17 @@ def is_held(connection: Connection, tenant_id: int, key: str) -> bool:
     )
 
 
-def clear_failures(connection: Connection, tenant: str, source_anchor: str) -> None:
-    """A successful export of the object ends its failure: it leaves the report."""
-    connection.execute(delete(failures).where(failures.c.tenant == tenant, failures.c.source_anchor == source_anchor))
+def clear_failures(connection: Connection, tenant: str, source_anchor: str, applied_sequence: int) -> None:
+    """A successful export of the object ends the failures it supersedes: they leave the report.
+
+    A failure of a *newer* export stays: an older export applied late (out of order) does not put
+    the object in the state the failed one asked for, and its message is the one to send again.
+    """
+    filed = connection.execute(
+        select(failures.c.id, failures.c.raw).where(
+            failures.c.tenant == tenant, failures.c.source_anchor == source_anchor
+        )
+    ).all()
+    superseded = [row.id for row in filed if (sequence_of(row.raw) or 0) <= applied_sequence]
+    if superseded:
+        connection.execute(delete(failures).where(failures.c.id.in_(superseded)))

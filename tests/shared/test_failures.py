@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import delete
 
+from shared.apply import ExportApplier
 from shared.db import transaction
 from shared.failures import record_dead_letter, record_failure, retry_candidates, unattributed
 from shared.models import FailedExport, Tenant
@@ -59,3 +60,20 @@ def test_text_postgresql_cannot_store_is_kept_escaped(stray_tenant: str) -> None
     assert stray_tenant in tenants, "a failure of a tenant that does not exist is listed as unattributed"
     with transaction() as session:
         session.execute(delete(FailedExport).where(FailedExport.raw.like("not json \\\\u0000%")))
+
+
+def test_an_older_export_applied_late_does_not_clear_the_failure_of_a_newer_one(
+    tenant: Tenant, applier: ExportApplier
+) -> None:
+    newer = export_line(tenant.name, "late", sequence=5, userPrincipalName="late5@contoso.com")
+    with transaction() as session:
+        record_dead_letter(session, newer, "its worker kept dying", attempts=4)
+    assert applier.apply(
+        export_line(tenant.name, "late", sequence=3, userPrincipalName="late3@contoso.com")
+    ).status == ("applied")
+    with transaction() as session:
+        (kept,) = retry_candidates(session, tenant.name, "late")
+    assert json.loads(kept.raw or "")["sequence"] == 5, "the newer export's failure must stay in the report"
+    assert applier.apply(newer).status == "applied"
+    with transaction() as session:
+        assert retry_candidates(session, tenant.name, "late") == []

@@ -31,6 +31,7 @@ from shared.store import (
     ObjectRow,
     TenantInfo,
     clear_failures,
+    current_features,
     desired_state_of,
     earliest_waiter_anchor,
     effective_upn,
@@ -88,13 +89,17 @@ class Outcome:
 class TenantDirectory:
     """Tenants by name, cached for a few seconds per process.
 
-    A feature only ever goes from off to on, so a stale entry can only mean a conflict handled the
-    legacy way for up to `ttl_s` after an admin enabled resiliency; unknown tenants are never cached.
+    A feature only ever goes from off to on, so a stale entry can only claim a feature is still off:
+    the legacy refusal, the one decision that depends on that, re-reads the features before it
+    refuses (`store.current_features`). Unknown tenants are never cached.
     """
 
     def __init__(self, ttl_s: float = 2.0) -> None:
         self.ttl_s = ttl_s
         self._cache: dict[str, tuple[float, TenantInfo]] = {}
+
+    def forget(self, name: str) -> None:
+        self._cache.pop(name, None)
 
     def get(self, name: str) -> TenantInfo | None:
         cached = self._cache.get(name)
@@ -245,6 +250,13 @@ class ExportApplier:
             plan = plan_delete(current)
         else:
             decided = plan_export(desired, current, holders, tenant.features, now)
+            if isinstance(decided, LegacyRejection):
+                # The cache may predate an admin enabling resiliency (features only go from off to on):
+                # refuse only on the features as committed now.
+                fresh = current_features(connection, tenant.id)
+                if fresh != tenant.features:
+                    self.tenants.forget(tenant.name)
+                    decided = plan_export(desired, current, holders, fresh, now)
             if isinstance(decided, LegacyRejection):
                 raise _Refused(_legacy_rejection(connection, export, decided))
             plan = decided

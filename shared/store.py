@@ -38,6 +38,7 @@ objects = DirectoryObject.__table__
 claims = ClaimedValue.__table__
 entries = ProvisioningError.__table__
 failures = FailedExport.__table__
+tenants = Tenant.__table__
 
 # Typed NULLs for the padded columns of the one-round-trip UNION below (PostgreSQL wants them typed).
 _NO_TEXT = cast(null(), String())
@@ -61,6 +62,14 @@ class TenantInfo:
     def of(cls, tenant: Tenant) -> TenantInfo:
         features = Features(upn_resiliency=tenant.upn_resiliency, proxy_resiliency=tenant.proxy_resiliency)
         return cls(tenant.id, tenant.name, tenant.initial_domain, features)
+
+
+def current_features(connection: Connection, tenant_id: int) -> Features:
+    """The tenant's features as committed now, past any cache."""
+    row = connection.execute(
+        select(tenants.c.upn_resiliency, tenants.c.proxy_resiliency).where(tenants.c.id == tenant_id)
+    ).one()
+    return Features(upn_resiliency=row.upn_resiliency, proxy_resiliency=row.proxy_resiliency)
 
 
 @dataclass(slots=True)

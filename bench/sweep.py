@@ -123,7 +123,7 @@ def measure(quarantines: int, free_percent: float) -> dict[str, float]:
             connection.execute(text("ANALYZE"))
         setup_s = time.perf_counter() - started
         applier = ExportApplier(LockManager(Redis.from_url(settings.redis_url)), settings)
-        result = sweep(applier, batch_size=settings.sweep_batch_size)
+        result = sweep(applier, batch_size=settings.sweep_batch_size, concurrency=settings.sweep_concurrency)
     assert result.released == free, f"released {result.released} of {free}"
     return {
         "quarantines": quarantines,

@@ -676,7 +676,12 @@ def release_run(tenant_name: str | None, as_json: bool) -> None:
     if tenant_name:
         with transaction() as session:
             require(session, tenant_name)
-    result = sweep(ExportApplier(_lock_manager(), settings), tenant=tenant_name, batch_size=settings.sweep_batch_size)
+    result = sweep(
+        ExportApplier(_lock_manager(), settings),
+        tenant=tenant_name,
+        batch_size=settings.sweep_batch_size,
+        concurrency=settings.sweep_concurrency,
+    )
     if as_json:
         emit_json(
             {

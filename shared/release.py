@@ -7,13 +7,14 @@ the safety net beat runs hourly, in bounded batches walked by a (tenant, value) 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, select, tuple_
 from sqlalchemy.orm import aliased
 
 from shared.apply import ExportApplier
-from shared.db import transaction
+from shared.db import get_engine, transaction
 from shared.models import ClaimedValue, DirectoryObject, ProvisioningError, Tenant
 
 Cursor = tuple[int, str]
@@ -71,32 +72,48 @@ def sweep(
     batch_size: int = 500,
     budget_s: float | None = None,
     after: Cursor | None = None,
+    concurrency: int = 1,
 ) -> SweepResult:
     """Release every free waited-for value, batch by batch; stop early when `budget_s` runs out.
 
+    A batch's values are distinct, so up to `concurrency` threads release them at once: a release is
+    mostly waiting on Redis and PostgreSQL round trips, which threads overlap (SQLite gets one thread,
+    it takes one writer at a time anyway). Two releases for one object meet at its lock and take turns.
     An unfinished result carries the cursor to continue from.
     """
     started = time.monotonic()
     result = SweepResult()
     cursor = after
-    while True:
-        batch = free_waited_values(cursor, batch_size, tenant)
-        result.batches += 1
-        for tenant_id, name, key, anchor in batch:
-            result.examined += 1
-            outcomes = [applier.release_to(name, anchor, key)]
-            while outcomes:  # a release can free another waited-for value, such as a placeholder
-                outcome = outcomes.pop()
-                if outcome.status == "released":
-                    result.released += 1
-                    result.released_by_tenant[name] = result.released_by_tenant.get(name, 0) + 1
-                    outcomes.extend(applier.release(name, freed) for freed in outcome.freed_with_waiters)
-            cursor = (tenant_id, key)
-        if len(batch) < batch_size:
-            cursor = None
-            break
-        if budget_s is not None and time.monotonic() - started > budget_s:
-            break
+    if get_engine().dialect.name == "sqlite":
+        concurrency = 1
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="sweep") as pool:
+        while True:
+            batch = free_waited_values(cursor, batch_size, tenant)
+            result.batches += 1
+            released = pool.map(lambda row: _release_chain(applier, row[1], row[3], row[2]), batch)
+            for (tenant_id, name, key, _anchor), count in zip(batch, released, strict=True):
+                result.examined += 1
+                if count:
+                    result.released += count
+                    result.released_by_tenant[name] = result.released_by_tenant.get(name, 0) + count
+                cursor = (tenant_id, key)
+            if len(batch) < batch_size:
+                cursor = None
+                break
+            if budget_s is not None and time.monotonic() - started > budget_s:
+                break
     result.cursor = cursor
     result.seconds = time.monotonic() - started
     return result
+
+
+def _release_chain(applier: ExportApplier, tenant: str, anchor: str, key: str) -> int:
+    """Give `key` to `anchor`, then whatever that frees (such as a placeholder) to its waiters; count them."""
+    released = 0
+    outcomes = [applier.release_to(tenant, anchor, key)]
+    while outcomes:
+        outcome = outcomes.pop()
+        if outcome.status == "released":
+            released += 1
+            outcomes.extend(applier.release(tenant, freed) for freed in outcome.freed_with_waiters)
+    return released

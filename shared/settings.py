@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     report_interval_s: float = Field(3600, gt=0, description="How often beat sends the error reports.")
     sweep_batch_size: int = Field(500, ge=1, description="Freed values one sweep batch handles.")
     sweep_task_budget_s: float = Field(50, gt=0, description="A sweep task re-enqueues itself after this long.")
+    sweep_concurrency: int = Field(
+        4,
+        ge=1,
+        le=6,
+        description="Releases one sweep runs at once (threads, each with one of the 6 database connections).",
+    )
     beat_key_prefix: str = Field("syncguard:beat:", description="RedBeat's keys; also the beat lock's name.")
     api_max_body_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Largest request body the HTTP API reads; a larger one gets 413."

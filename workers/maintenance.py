@@ -59,6 +59,7 @@ def release_resolved_conflicts(
         batch_size=settings.sweep_batch_size,
         budget_s=settings.sweep_task_budget_s,
         after=(int(cursor[0]), str(cursor[1])) if cursor else None,
+        concurrency=settings.sweep_concurrency,
     )
     if result.released:
         count_quarantines(_redis(), released=result.released)

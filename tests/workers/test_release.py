@@ -138,6 +138,32 @@ def test_the_sweep_releases_everything_free_when_nothing_else_did(tenant: Tenant
     assert sweep(applier, tenant=tenant.name).released == 0
 
 
+def test_a_concurrent_sweep_hands_each_free_value_to_its_earliest_waiter_once(
+    tenant: Tenant, applier: ExportApplier
+) -> None:
+    """Four threads at once; `both` is first in line for two values, whose releases meet at its object lock."""
+    for n in range(12):
+        applier.apply(export_line(tenant.name, f"holder{n}", userPrincipalName=f"c{n}@contoso.com"))
+    applier.apply(
+        export_line(tenant.name, "both", "Contact", proxyAddresses=["SMTP:c10@contoso.com", "smtp:c11@contoso.com"])
+    )
+    for n in range(12):
+        applier.apply(export_line(tenant.name, f"first{n}", "Contact", proxyAddresses=[f"SMTP:c{n}@contoso.com"]))
+        applier.apply(export_line(tenant.name, f"second{n}", "Contact", proxyAddresses=[f"SMTP:c{n}@contoso.com"]))
+    for n in range(12):
+        applier.apply(export_line(tenant.name, f"holder{n}", sequence=2, operation="delete"))
+    result = sweep(applier, tenant=tenant.name, batch_size=5, concurrency=4)
+    assert (result.released, result.finished) == (12, True)
+    assert view(tenant, "both").entries == []
+    assert holds(tenant, "both", "c10@contoso.com") and holds(tenant, "both", "c11@contoso.com")
+    for n in range(12):
+        expected_first = 1 if n >= 10 else 0
+        assert len(view(tenant, f"first{n}").entries) == expected_first
+        assert holds(tenant, f"first{n}", f"c{n}@contoso.com") == (n < 10)
+        assert len(view(tenant, f"second{n}").entries) == 1
+    assert sweep(applier, tenant=tenant.name, concurrency=4).released == 0
+
+
 @pytest.fixture(scope="module")
 def slow_path_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workers, str]]:
     """Workers on a broker of their own with the fast path switched off by its setting."""

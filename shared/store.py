@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -232,15 +232,34 @@ def update_object(connection: Connection, obj: ObjectRow, values: dict[str, Any]
     connection.execute(_UPDATE_OBJECT, {"row_id": obj.id, **values})
 
 
+_PLACEHOLDER_DIGITS = 10_000
+_PLACEHOLDER_BATCH = 32
+
+
+def _placeholder_digit_batches() -> Iterator[list[int]]:
+    """Random 4-digit suffixes, 32 at a time, each tried once: a random 32 first (almost always
+    enough), and only when all of those are taken a shuffle of the rest, so the common case costs
+    a 32-number draw rather than a 10,000-number permutation."""
+    first = random.sample(range(_PLACEHOLDER_DIGITS), _PLACEHOLDER_BATCH)
+    yield first
+    tried = set(first)
+    rest = [d for d in range(_PLACEHOLDER_DIGITS) if d not in tried]
+    random.shuffle(rest)
+    for start in range(0, len(rest), _PLACEHOLDER_BATCH):
+        yield rest[start : start + _PLACEHOLDER_BATCH]
+
+
+def claimed_keys(connection: Connection, tenant_id: int, keys: Collection[str]) -> set[str]:
+    """Which of `keys` somebody holds."""
+    rows = connection.execute(select(claims.c.key).where(claims.c.tenant_id == tenant_id, claims.c.key.in_(list(keys))))
+    return {key for (key,) in rows}
+
+
 def mint_placeholder(connection: Connection, tenant: TenantInfo, wanted_upn: str, avoid: Collection[str]) -> str:
     """A free `<prefix>+<4 digits>@<initial domain>`; the primary key catches a rare race."""
-    digits = random.sample(range(10_000), 10_000)
-    for start in range(0, len(digits), 32):
-        candidates = {
-            value_key(c): c
-            for c in (placeholder_upn(wanted_upn, d, tenant.initial_domain) for d in digits[start : start + 32])
-        }
-        taken = set(holders_of(connection, tenant.id, candidates)) | set(avoid)
+    for digits in _placeholder_digit_batches():
+        candidates = {value_key(c): c for c in (placeholder_upn(wanted_upn, d, tenant.initial_domain) for d in digits)}
+        taken = claimed_keys(connection, tenant.id, candidates) | set(avoid)
         for key, candidate in candidates.items():
             if key not in taken:
                 return candidate

@@ -60,7 +60,10 @@ def test_the_broker_killed_and_restarted_mid_run_loses_nothing(
 
     assert done_at_kill < len(workload.lines), "the broker died mid-run"
     assert finished, f"{never_done} export(s) never finished"
-    assert counts.get("failed", 0) == 0 and APPLIED_AGAIN not in counts, counts
+    assert counts.get("failed", 0) == 0 and APPLIED_AGAIN not in counts, (
+        counts,
+        [f.message for f in failures(tenant.name)],
+    )
     assert findings.clean, findings
     assert failures(tenant.name) == []
 

@@ -60,7 +60,10 @@ def test_exports_retry_through_a_database_outage_and_all_complete(
     assert cut >= 2, "the workers' connections were cut"
     assert done_after_outage < len(workload.lines), "the outage hit mid-run"
     assert finished, f"{never_done} export(s) never finished"
-    assert counts.get("failed", 0) == 0 and APPLIED_AGAIN not in counts, counts
+    assert counts.get("failed", 0) == 0 and APPLIED_AGAIN not in counts, (
+        counts,
+        [f.message for f in failures(tenant.name)],
+    )
     assert findings.clean, findings
     assert failures(tenant.name) == [], "a short outage is retried, never filed as a dead letter"
     logs = "".join(node.log_text() for node in cluster.nodes)

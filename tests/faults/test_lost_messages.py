@@ -60,6 +60,9 @@ def test_exports_the_broker_lost_are_sent_again_and_applied(
 
     assert finished, f"{never_done} export(s) never finished"
     assert findings.clean, findings
-    assert counts.get("failed", 0) == 0 and APPLIED_AGAIN not in counts, counts
+    assert counts.get("failed", 0) == 0 and APPLIED_AGAIN not in counts, (
+        counts,
+        [f.message for f in failures(tenant.name)],
+    )
     assert f"re-sent {LOST} stranded export(s) of batch {posted.batch}" in "".join(n.log_text() for n in cluster.nodes)
     assert failures(tenant.name) == []

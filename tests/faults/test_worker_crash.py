@@ -65,7 +65,10 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
 
     assert 1500 <= done_at_kill < len(workload.lines), "the kill landed mid-run"
     assert finished, f"{never_done} export(s) never finished"
-    assert counts.get("failed", 0) == 0 and APPLIED_AGAIN not in counts, counts
+    assert counts.get("failed", 0) == 0 and APPLIED_AGAIN not in counts, (
+        counts,
+        [f.message for f in failures(tenant.name)],
+    )
     assert findings.clean, findings
     assert failures(tenant.name) == []
 

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,9 @@ from shared.db import get_engine, transaction
 from shared.local_services import REPO, ServiceFailed, Workers, free_port, redis_answers, stop_process_group, tail
 from shared.settings import Settings
 from shared.task_names import RELEASES_QUEUE
+from tests.invariants import Findings, check_directory
 from tests.services import TEST_DATABASE_URL, TEST_REDIS_URL, service_environment
+from tests.workload import Workload
 
 # Locks, progress and the pending ledger of the fault tests: a database of their own, so a beat
 # here never re-sends a batch another test posted to the suite's shared broker.
@@ -263,6 +266,40 @@ class Beat:
             stop_process_group(self.process, grace_s=10)
 
 
+@dataclass(frozen=True)
+class Settled:
+    """How a faulted run ended: what the producer's ledger and the store say once the queues are idle."""
+
+    tenant: str
+    exports: int
+    finished: bool
+    never_done: int
+    counts: dict[str, int]
+    findings: Findings
+
+    @property
+    def lost(self) -> int:
+        return self.never_done + len(self.findings.lost)
+
+    @property
+    def duplicated(self) -> int:
+        from shared.progress import APPLIED_AGAIN
+
+        return len(self.findings.duplicated) + self.counts.get(APPLIED_AGAIN, 0)
+
+    def assert_complete(self) -> None:
+        """Every export finished, none failed or applied twice, and the store holds the last states."""
+        from shared.progress import APPLIED_AGAIN
+        from tests.workers.helpers import failures
+
+        assert self.finished, f"{self.never_done} export(s) never finished"
+        assert self.counts.get("failed", 0) == 0 and APPLIED_AGAIN not in self.counts, (
+            self.counts,
+            [f.message for f in failures(self.tenant)],
+        )
+        assert self.findings.clean, self.findings
+
+
 class Cluster:
     """A test's broker, nodes and beat, and posting/waiting against them; stops everything it started."""
 
@@ -377,6 +414,19 @@ class Cluster:
         from shared.progress import outcomes
 
         return outcomes(self.redis, batch)
+
+    def settle(self, tenant: Any, workload: Workload, batch: str, timeout_s: float) -> Settled:
+        """Wait for the batch and an idle broker, then read the ledger and check the store."""
+        finished = self.wait(batch, len(workload.lines), timeout_s=timeout_s)
+        self.wait_until_idle()
+        return Settled(
+            tenant=tenant.name,
+            exports=len(workload.lines),
+            finished=finished,
+            never_done=len(workload.lines) - self.done(batch),
+            counts=self.outcomes(batch),
+            findings=check_directory(tenant.id, workload.final, workload.final.last_sequence),
+        )
 
     def wait_until_idle(self, timeout_s: float = 60) -> None:
         """Nothing queued and nothing unacknowledged on the broker: follow-up releases and sweeps included."""

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from shared.models import Tenant
-from shared.progress import APPLIED_AGAIN
 from tests.faults.cluster import Cluster, eventually
 from tests.faults.conftest import RecordFault
 from tests.invariants import check_directory
@@ -44,27 +43,18 @@ def test_the_broker_killed_and_restarted_mid_run_loses_nothing(
     time.sleep(3)
     cluster.broker.start()
 
-    finished = cluster.wait(posted.batch, len(workload.lines), timeout_s=300)
-    cluster.wait_until_idle()
-    counts = cluster.outcomes(posted.batch)
-    findings = check_directory(tenant.id, workload.final, workload.final.last_sequence)
-    never_done = len(workload.lines) - cluster.done(posted.batch)
+    settled = cluster.settle(tenant, workload, posted.batch, timeout_s=300)
     record_fault(
         "broker Redis SIGKILLed mid-run, restarted 3 s later from its AOF",
         1,
-        len(workload.lines),
-        never_done + len(findings.lost),
-        len(findings.duplicated) + counts.get(APPLIED_AGAIN, 0),
+        settled.exports,
+        settled.lost,
+        settled.duplicated,
         time.monotonic() - started,
     )
 
     assert done_at_kill < len(workload.lines), "the broker died mid-run"
-    assert finished, f"{never_done} export(s) never finished"
-    assert counts.get("failed", 0) == 0 and APPLIED_AGAIN not in counts, (
-        counts,
-        [f.message for f in failures(tenant.name)],
-    )
-    assert findings.clean, findings
+    settled.assert_complete()
     assert failures(tenant.name) == []
 
 

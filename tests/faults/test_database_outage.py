@@ -12,10 +12,8 @@ import time
 import pytest
 
 from shared.models import Tenant
-from shared.progress import APPLIED_AGAIN
 from tests.faults.cluster import Cluster, database_outage, eventually
 from tests.faults.conftest import RecordFault
-from tests.invariants import check_directory
 from tests.workers.helpers import failures
 from tests.workload import anchors, build
 
@@ -43,28 +41,19 @@ def test_exports_retry_through_a_database_outage_and_all_complete(
     cut = database_outage(OUTAGE_S)
     done_after_outage = cluster.done(posted.batch)
 
-    finished = cluster.wait(posted.batch, len(workload.lines), timeout_s=300)
-    cluster.wait_until_idle()
-    counts = cluster.outcomes(posted.batch)
-    findings = check_directory(tenant.id, workload.final, workload.final.last_sequence)
-    never_done = len(workload.lines) - cluster.done(posted.batch)
+    settled = cluster.settle(tenant, workload, posted.batch, timeout_s=300)
     record_fault(
         f"PostgreSQL down {OUTAGE_S:g} s mid-run ({cut} connections cut)",
         1,
-        len(workload.lines),
-        never_done + len(findings.lost),
-        len(findings.duplicated) + counts.get(APPLIED_AGAIN, 0),
+        settled.exports,
+        settled.lost,
+        settled.duplicated,
         time.monotonic() - started,
     )
 
     assert cut >= 2, "the workers' connections were cut"
     assert done_after_outage < len(workload.lines), "the outage hit mid-run"
-    assert finished, f"{never_done} export(s) never finished"
-    assert counts.get("failed", 0) == 0 and APPLIED_AGAIN not in counts, (
-        counts,
-        [f.message for f in failures(tenant.name)],
-    )
-    assert findings.clean, findings
+    settled.assert_complete()
     assert failures(tenant.name) == [], "a short outage is retried, never filed as a dead letter"
     logs = "".join(node.log_text() for node in cluster.nodes)
     assert "Retry in" in logs, "the workers met the outage and retried"

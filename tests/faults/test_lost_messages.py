@@ -13,10 +13,8 @@ import time
 import pytest
 
 from shared.models import Tenant
-from shared.progress import APPLIED_AGAIN
 from tests.faults.cluster import Cluster
 from tests.faults.conftest import RecordFault
-from tests.invariants import check_directory
 from tests.workers.helpers import failures
 from tests.workload import anchors, build
 
@@ -44,25 +42,16 @@ def test_exports_the_broker_lost_are_sent_again_and_applied(
     cluster.node()
     cluster.beat()
 
-    finished = cluster.wait(posted.batch, len(workload.lines), timeout_s=120)
-    cluster.wait_until_idle()
-    counts = cluster.outcomes(posted.batch)
-    findings = check_directory(tenant.id, workload.final, workload.final.last_sequence)
-    never_done = len(workload.lines) - cluster.done(posted.batch)
+    settled = cluster.settle(tenant, workload, posted.batch, timeout_s=120)
     record_fault(
         f"{LOST} enqueued messages lost by the broker (taken off its queue)",
         LOST,
-        len(workload.lines),
-        never_done + len(findings.lost),
-        len(findings.duplicated) + counts.get(APPLIED_AGAIN, 0),
+        settled.exports,
+        settled.lost,
+        settled.duplicated,
         time.monotonic() - started,
     )
 
-    assert finished, f"{never_done} export(s) never finished"
-    assert findings.clean, findings
-    assert counts.get("failed", 0) == 0 and APPLIED_AGAIN not in counts, (
-        counts,
-        [f.message for f in failures(tenant.name)],
-    )
+    settled.assert_complete()
     assert f"re-sent {LOST} stranded export(s) of batch {posted.batch}" in "".join(n.log_text() for n in cluster.nodes)
     assert failures(tenant.name) == []

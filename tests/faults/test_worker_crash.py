@@ -14,12 +14,10 @@ from shared.apply import ExportApplier
 from shared.deliveries import begin_delivery
 from shared.models import Tenant
 from shared.producer import producer_app
-from shared.progress import APPLIED_AGAIN
 from shared.task_names import APPLY_EXPORT, EXPORTS_QUEUE
 from tests.conftest import export_line
 from tests.faults.cluster import Cluster, eventually
 from tests.faults.conftest import RecordFault
-from tests.invariants import check_directory
 from tests.workers.helpers import failures, object_view
 from tests.workload import anchors, build
 
@@ -48,28 +46,19 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
     in_flight_at_kill = cluster.broker.client().hlen("unacked")
     cluster.node()  # the restart
 
-    finished = cluster.wait(posted.batch, len(workload.lines), timeout_s=300)
-    cluster.wait_until_idle()
-    counts = cluster.outcomes(posted.batch)
-    findings = check_directory(tenant.id, workload.final, workload.final.last_sequence)
-    never_done = len(workload.lines) - cluster.done(posted.batch)
+    settled = cluster.settle(tenant, workload, posted.batch, timeout_s=300)
     record_fault(
         "kill -9 of one of two worker nodes mid-run (then a restart)",
         1,
-        len(workload.lines),
-        never_done + len(findings.lost),
-        len(findings.duplicated) + counts.get(APPLIED_AGAIN, 0),
+        settled.exports,
+        settled.lost,
+        settled.duplicated,
         time.monotonic() - started,
     )
-    print(f"\nkilled with {done_at_kill} done and {in_flight_at_kill} unacknowledged; outcomes {counts}")
+    print(f"\nkilled with {done_at_kill} done and {in_flight_at_kill} unacknowledged; outcomes {settled.counts}")
 
     assert 1500 <= done_at_kill < len(workload.lines), "the kill landed mid-run"
-    assert finished, f"{never_done} export(s) never finished"
-    assert counts.get("failed", 0) == 0 and APPLIED_AGAIN not in counts, (
-        counts,
-        [f.message for f in failures(tenant.name)],
-    )
-    assert findings.clean, findings
+    settled.assert_complete()
     assert failures(tenant.name) == []
 
 

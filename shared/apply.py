@@ -1,9 +1,13 @@
-"""Apply one export (or release one waiting value) under value locks, in one transaction.
+"""Apply exports (or release one waiting value) under value locks, in one transaction.
 
 The order is fixed: validate, lock the object and every value it wants (all-or-nothing), then one
 transaction that reads the object, locks whatever else it holds, decides with `plan_export` and
 writes the plan. Values freed by the commit that others wait for are returned so the caller
 releases them after commit, never before.
+
+`apply_many` does the same for a batch: one lock call for every export's set, then one
+transaction that applies them one after another, so the commit and the lock round trips are paid
+once per batch instead of once per export.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -23,11 +27,12 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from shared.db import get_engine, transaction
 from shared.decision import DesiredState, LegacyRejection, plan_delete, plan_export
 from shared.failures import record_failure
-from shared.locks import LockManager, LocksBusy, export_lock_keys, value_lock_key
+from shared.locks import LockManager, LocksBusy, export_lock_keys, new_token, value_lock_key
 from shared.models import Tenant, utcnow
 from shared.schemas import ErrorCode, Export, ExportRejected, parse_export
 from shared.settings import Settings
 from shared.store import (
+    ClaimTaken,
     ObjectRow,
     TenantInfo,
     clear_failures,
@@ -113,6 +118,17 @@ class TenantDirectory:
         return info
 
 
+@dataclass(frozen=True, slots=True)
+class _BatchEntry:
+    """One valid export of a batch, with the lock keys it needs."""
+
+    index: int
+    tenant: TenantInfo
+    export: Export
+    desired: DesiredState
+    keys: list[str]
+
+
 def _failed(rejected: ExportRejected) -> Outcome:
     with transaction() as session:
         record_failure(session, rejected)
@@ -157,6 +173,80 @@ class ExportApplier:
         except _Refused as refused:
             return _failed(refused.rejection)
 
+    def apply_many(self, messages: Sequence[str | bytes | dict[str, Any]]) -> list[Outcome | None]:
+        """Apply a batch of exports in one transaction; `None` marks one to hand to `apply` alone.
+
+        An export goes alone when its message or tenant is invalid (`apply` records why), when
+        another holder has one of its keys (`apply` waits for them), and all of them go alone when
+        anything fails the batch as a whole: each then gets its own retries. Exports of the batch
+        that share keys apply in message order and see each other's writes, as if one after another.
+        """
+        outcomes: list[Outcome | None] = [None] * len(messages)
+        entries = [e for e in (self._batch_entry(i, m) for i, m in enumerate(messages)) if e is not None]
+        if not entries:
+            return outcomes
+        token = new_token()
+        locked: set[str] = set()  # what the token holds: the sets taken, and values added by lock_more
+        refused: dict[int, ExportRejected] = {}
+        try:
+            taken = self.locks.try_acquire_each([entry.keys for entry in entries], token)
+            locked.update(key for entry, ok in zip(entries, taken, strict=True) if ok for key in entry.keys)
+            with get_engine().begin() as connection:
+                for entry, ok in zip(entries, taken, strict=True):
+                    if not ok:
+                        continue
+                    lock_more = self._batch_lock_more(entry.tenant.name, token, locked)
+                    try:
+                        outcomes[entry.index] = self._write_export(
+                            connection, lock_more, entry.tenant, entry.export, entry.desired
+                        )
+                    except _Refused as refusal:
+                        refused[entry.index] = refusal.rejection
+                    except _NeedsMoreLocks:
+                        pass  # read, nothing written: it goes alone, after this commit
+        except Exception as exc:
+            log.info("a batch of %d exports did not apply (%s); each goes alone", len(messages), exc)
+            return [None] * len(messages)
+        finally:
+            self._release_quietly(sorted(locked.union(*(entry.keys for entry in entries))), token)
+        for index, rejection in refused.items():
+            outcomes[index] = _failed(rejection)
+        return outcomes
+
+    def _batch_entry(self, index: int, message: str | bytes | dict[str, Any]) -> _BatchEntry | None:
+        try:
+            export = parse_export(message, max_proxy_addresses=self.settings.max_proxy_addresses)
+        except ExportRejected:
+            return None
+        tenant = self.tenants.get(export.tenant)
+        if tenant is None:
+            return None
+        desired = DesiredState(upn=export.upn, proxy_addresses=export.proxy_addresses)
+        keys = export_lock_keys(tenant.name, export.source_anchor, desired.wanted())
+        return _BatchEntry(index, tenant, export, desired, keys)
+
+    def _batch_lock_more(self, tenant: str, token: str, locked: set[str]) -> LockMore:
+        """Values an export of the batch holds beyond those it wants: taken with the batch's token."""
+
+        def lock_more(wanted: set[str]) -> None:
+            missing = sorted({value_lock_key(tenant, k) for k in wanted} - locked)
+            if not missing:
+                return
+            try:
+                self.locks.try_acquire(missing, token=token)
+            except LocksBusy:
+                raise _NeedsMoreLocks(set(wanted)) from None
+            locked.update(missing)
+
+        return lock_more
+
+    def _release_quietly(self, keys: list[str], token: str) -> None:
+        """Give the batch's keys back; if Redis does not answer, they expire after LOCK_TTL_MS."""
+        try:
+            self.locks.release(keys, token)
+        except Exception as exc:
+            log.warning("could not give back %d lock(s), they expire on their own: %s", len(keys), exc)
+
     def release(self, tenant_name: str, key: str) -> Outcome:
         """Give a freed value to the earliest object waiting for it, if it is free."""
         tenant = self.tenants.get(tenant_name)
@@ -195,8 +285,8 @@ class ExportApplier:
                         return write(connection, lock_more)
             except _NeedsMoreLocks as more:
                 lock_set = lock_set | more.keys
-            except IntegrityError as exc:
-                log.info("lost a race at the uniqueness guard, applying again: %s", exc.orig)
+            except (IntegrityError, ClaimTaken) as exc:
+                log.info("lost a race at the uniqueness guard, applying again: %s", exc)
             except DBAPIError as exc:
                 if getattr(exc.orig, "sqlstate", None) not in _TRANSIENT_SQLSTATES:
                     raise
@@ -260,7 +350,7 @@ class ExportApplier:
             if isinstance(decided, LegacyRejection):
                 raise _Refused(_legacy_rejection(connection, export, decided))
             plan = decided
-        upn = effective_upn(connection, tenant, desired, plan)
+        upn = effective_upn(tenant, desired, plan)
         values: dict[str, Any] = {
             "object_class": export.object_class.value if obj is None or not export.is_delete else obj.object_class,
             "display_name": export.display_name,
@@ -279,7 +369,9 @@ class ExportApplier:
             if obj.deleted and not export.is_delete:
                 values["object_id"] = obj.object_id = str(uuid.uuid4())  # re-created: a new cloud object
             update_object(connection, obj, values)
-        write_claims_and_entries(connection, tenant, obj, current, plan, upn, now)
+        claimed_upn = write_claims_and_entries(connection, tenant, obj, current, plan, desired, upn, now)
+        if claimed_upn != upn:
+            update_object(connection, obj, {"upn": claimed_upn})
         newly = sum(1 for q in plan.open_quarantines if current.quarantines.get(q.key) != q)
         if state.has_failures:
             clear_failures(connection, tenant.name, export.source_anchor, export.sequence)
@@ -308,9 +400,11 @@ class ExportApplier:
         plan = plan_export(desired, current, holders, tenant.features, now)
         if isinstance(plan, LegacyRejection) or key not in wanted or key in plan.quarantined:
             return Outcome("nothing-to-release", tenant.name, obj.object_id)
-        upn = effective_upn(connection, tenant, desired, plan)
+        upn = effective_upn(tenant, desired, plan)
         update_object(connection, obj, {"upn": upn, "proxy_addresses": list(plan.proxy_addresses)})
-        write_claims_and_entries(connection, tenant, obj, current, plan, upn, now)
+        claimed_upn = write_claims_and_entries(connection, tenant, obj, current, plan, desired, upn, now)
+        if claimed_upn != upn:
+            update_object(connection, obj, {"upn": claimed_upn})
         return Outcome(
             "released",
             tenant.name,

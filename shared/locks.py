@@ -24,7 +24,8 @@ from redis import Redis
 
 _ACQUIRE = """
 for i, key in ipairs(KEYS) do
-    if redis.call('exists', key) == 1 then
+    local holder = redis.call('get', key)
+    if holder and holder ~= ARGV[1] then
         if ARGV[3] == '1' then
             redis.call('incr', key .. ':waiters')
             redis.call('pexpire', key .. ':waiters', ARGV[2])
@@ -36,6 +37,28 @@ for _, key in ipairs(KEYS) do
     redis.call('set', key, ARGV[1], 'PX', ARGV[2])
 end
 return 0
+"""
+
+# ARGV: token, ttl, then the size of each set; KEYS: the sets one after another. Returns 1 or 0 per set.
+_ACQUIRE_EACH = """
+local taken, first = {}, 1
+for s = 3, #ARGV do
+    local last = first + tonumber(ARGV[s]) - 1
+    local free = true
+    for i = first, last do
+        local holder = redis.call('get', KEYS[i])
+        if holder and holder ~= ARGV[1] then
+            free = false
+            break
+        end
+    end
+    if free then
+        for i = first, last do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
+    end
+    taken[#taken + 1] = free and 1 or 0
+    first = last + 1
+end
+return taken
 """
 
 _RELEASE = """
@@ -57,6 +80,11 @@ return released
 
 
 _WAKE_WAIT_S = 0.05  # the longest one blocking wait; a key that expires instead of being released wakes nobody
+
+
+def new_token() -> str:
+    """What marks a set of keys as one holder's."""
+    return secrets.token_hex(16)
 
 
 class LocksBusy(Exception):
@@ -90,18 +118,34 @@ class LockManager:
         self.redis = redis
         self.ttl_ms = ttl_ms
         self._acquire = redis.register_script(_ACQUIRE)
+        self._acquire_each = redis.register_script(_ACQUIRE_EACH)
         self._release = redis.register_script(_RELEASE)
 
-    def try_acquire(self, keys: list[str], *, will_wait: bool = False) -> str:
+    def try_acquire(self, keys: list[str], *, will_wait: bool = False, token: str | None = None) -> str:
         """Take every key or none, in one round trip; return the token that releases them.
 
         `will_wait`: the caller blocks on the busy key's wake-up list next, so the release must wake it.
+        `token`: add the keys to those already held with it (a key it holds already counts as free).
         """
-        token = secrets.token_hex(16)
+        token = token or new_token()
         busy = int(self._acquire(keys=keys, args=[token, self.ttl_ms, "1" if will_wait else "0"]))
         if busy:
             raise LocksBusy(keys[busy - 1])
         return token
+
+    def try_acquire_each(self, key_sets: list[list[str]], token: str) -> list[bool]:
+        """For each set in turn, take all of its keys or none, in one round trip for every set.
+
+        A batch locks each export's set this way: a key another holder has costs that export alone,
+        and a key this token already holds (an earlier export of the batch wants it too) is free,
+        since one transaction applies the batch's exports one after another.
+        """
+        if not key_sets:
+            return []
+        keys = [key for key_set in key_sets for key in key_set]
+        sizes = [len(key_set) for key_set in key_sets]
+        taken = self._acquire_each(keys=keys, args=[token, self.ttl_ms, *sizes])
+        return [bool(t) for t in taken]
 
     def release(self, keys: list[str], token: str) -> int:
         """Give back the keys still ours; an expired key taken by another is left alone."""

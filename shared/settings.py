@@ -45,7 +45,15 @@ class Settings(BaseSettings):
     redelivery_interval_s: float = Field(
         60, gt=0, description="How often beat re-sends posted exports the broker lost (stranded ones)."
     )
-    worker_prefetch_multiplier: int = Field(1, ge=1)
+    export_batch_size: int = Field(
+        50, ge=1, le=1000, description="Export messages a worker applies in one transaction (celery-batches)."
+    )
+    export_batch_wait_s: float = Field(
+        0.05, gt=0, le=10, description="How long a worker waits to fill a batch before it applies what it has."
+    )
+    worker_prefetch_multiplier: int | None = Field(
+        None, ge=1, description="Messages a worker process reserves; default 2 x EXPORT_BATCH_SIZE, so batches fill."
+    )
     fast_release: bool = Field(True, description="Release waiters right after a freeing export commits.")
     release_interval_s: float = Field(3600, gt=0, description="How often beat runs the full release sweep.")
     report_interval_s: float = Field(3600, gt=0, description="How often beat sends the error reports.")
@@ -74,6 +82,10 @@ class Settings(BaseSettings):
     @property
     def broker_url(self) -> str:
         return self.celery_broker_url or self.redis_url
+
+    @property
+    def prefetch_multiplier(self) -> int:
+        return self.worker_prefetch_multiplier or 2 * self.export_batch_size
 
     @property
     def visibility_timeout_s(self) -> int:

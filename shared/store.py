@@ -266,11 +266,47 @@ def mint_placeholder(connection: Connection, tenant: TenantInfo, wanted_upn: str
     raise PlaceholdersExhausted(f"all 10,000 placeholders for {wanted_upn!r} in {tenant.initial_domain} are taken")
 
 
-def effective_upn(connection: Connection, tenant: TenantInfo, desired: DesiredState, plan: ExportPlan) -> str | None:
-    """The UPN the object shows: the one the plan decided, or a placeholder minted now."""
+def effective_upn(tenant: TenantInfo, desired: DesiredState, plan: ExportPlan) -> str | None:
+    """The UPN the object shows: the one the plan decided, or a random placeholder proposed now.
+
+    A proposal is not looked up: the claim's insert finds out whether it is free, and in the rare
+    case it is not, `write_claims_and_entries` mints one that is (one more round trip then).
+    """
     if plan.needs_placeholder and desired.upn is not None:
-        return mint_placeholder(connection, tenant, desired.upn, avoid=set(desired.wanted()))
+        avoid = set(desired.wanted())
+        for digits in random.sample(range(_PLACEHOLDER_DIGITS), 4):
+            proposal = placeholder_upn(desired.upn, digits, tenant.initial_domain)
+            if value_key(proposal) not in avoid:
+                return proposal
     return plan.upn
+
+
+class ClaimTaken(Exception):
+    """A value this export decided to claim is held after all (a lock expired under it): start over."""
+
+
+def _insert_claims_statement(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING key: which of the claims were free, in one round trip."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert_for = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert_for(claims)
+        .on_conflict_do_nothing(index_elements=[claims.c.tenant_id, claims.c.key])
+        .returning(claims.c.key)
+    )
+
+
+_INSERT_CLAIMS = {dialect: _insert_claims_statement(dialect) for dialect in ("postgresql", "sqlite")}
+
+
+def _claim(
+    connection: Connection, tenant: TenantInfo, obj: ObjectRow, keys: Collection[str], now: datetime
+) -> set[str]:
+    """Claim `keys` for `obj`; returns those somebody else already held (and so were not claimed)."""
+    rows = [{"tenant_id": tenant.id, "key": k, "object_pk": obj.id, "claimed_at": now} for k in sorted(keys)]
+    inserted = set(connection.scalars(_INSERT_CLAIMS[connection.dialect.name], rows))
+    return set(keys) - inserted
 
 
 def write_claims_and_entries(
@@ -279,20 +315,29 @@ def write_claims_and_entries(
     obj: ObjectRow,
     current: CurrentState,
     plan: ExportPlan,
+    desired: DesiredState,
     upn: str | None,
     now: datetime,
-) -> None:
-    """Make the object's claims and `dirSyncProvisioningErrors` entries match `plan`."""
+) -> str | None:
+    """Make the object's claims and `dirSyncProvisioningErrors` entries match `plan`.
+
+    Returns the UPN the object ends with: `upn`, unless it is a proposed placeholder somebody
+    holds, which is replaced by a free one (the caller writes it to the object's row).
+    """
     claim = set(plan.claim)
-    if plan.needs_placeholder and upn is not None:
-        claim.add(value_key(upn))
+    placeholder = value_key(upn) if plan.needs_placeholder and upn is not None else None
+    if placeholder is not None:
+        claim.add(placeholder)
     if plan.release:
         connection.execute(delete(claims).where(claims.c.object_pk == obj.id, claims.c.key.in_(list(plan.release))))
     if claim:
-        connection.execute(
-            insert(claims),
-            [{"tenant_id": tenant.id, "key": k, "object_pk": obj.id, "claimed_at": now} for k in sorted(claim)],
-        )
+        held_elsewhere = _claim(connection, tenant, obj, claim, now)
+        if held_elsewhere - {placeholder}:
+            raise ClaimTaken(f"{sorted(held_elsewhere - {placeholder})} were claimed by another object meanwhile")
+        if held_elsewhere and desired.upn is not None:
+            upn = mint_placeholder(connection, tenant, desired.upn, avoid={*desired.wanted(), *held_elsewhere})
+            if _claim(connection, tenant, obj, {value_key(upn)}, now):
+                raise ClaimTaken(f"placeholder {upn!r} was claimed by another object meanwhile")
     if plan.close_quarantines:
         connection.execute(
             delete(entries).where(entries.c.object_pk == obj.id, entries.c.key.in_(list(plan.close_quarantines)))
@@ -316,6 +361,7 @@ def write_claims_and_entries(
                 for q in new_entries
             ],
         )
+    return upn
 
 
 def keys_with_waiters(connection: Connection, tenant_id: int, keys: Collection[str]) -> list[str]:

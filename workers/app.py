@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         # acking late means a crashed worker's export is delivered again instead of lost.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=settings.worker_prefetch_multiplier,
+        worker_prefetch_multiplier=settings.prefetch_multiplier,
         task_time_limit=settings.task_time_limit_s,
         task_soft_time_limit=max(1, int(settings.task_time_limit_s * 0.9)),
         # Redis redelivers unacked messages after the visibility timeout: keep it above any task's life.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -320,7 +321,8 @@ class NamespacedWorker:
     def applied(self) -> int:
         """Exports this worker ran to completion, counted from its own log."""
         text_ = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return sum(1 for line in text_.splitlines() if "syncguard.apply_export[" in line and "succeeded" in line)
+        batched = sum(int(m) for m in re.findall(r"applied a batch of (\d+) exports", text_))
+        return batched + text_.count("applied an export alone")
 
     def stop(self) -> None:
         stop_process_group(self.process, grace_s=30)

@@ -301,11 +301,27 @@ _INSERT_CLAIMS = {dialect: _insert_claims_statement(dialect) for dialect in ("po
 
 
 def _claim(
-    connection: Connection, tenant: TenantInfo, obj: ObjectRow, keys: Collection[str], now: datetime
+    connection: Connection,
+    tenant: TenantInfo,
+    obj: ObjectRow,
+    keys: Collection[str],
+    now: datetime,
+    entry_rows: list[dict[str, Any]] | None = None,
 ) -> set[str]:
-    """Claim `keys` for `obj`; returns those somebody else already held (and so were not claimed)."""
+    """Claim `keys` for `obj`; returns those somebody else already held (and so were not claimed).
+
+    On PostgreSQL, `entry_rows` (new `dirSyncProvisioningErrors` entries) ride in the same
+    statement as a data-modifying CTE, so a quarantine costs no round trip of its own.
+    """
     rows = [{"tenant_id": tenant.id, "key": k, "object_pk": obj.id, "claimed_at": now} for k in sorted(keys)]
-    inserted = set(connection.scalars(_INSERT_CLAIMS[connection.dialect.name], rows))
+    if entry_rows and connection.dialect.name == "postgresql":
+        claimed = _INSERT_CLAIMS["postgresql"].values(rows).cte("claimed")
+        statement = select(claimed.c.key).add_cte(insert(entries).values(entry_rows).cte("entered"))
+        inserted = set(connection.scalars(statement))
+    else:
+        inserted = set(connection.scalars(_INSERT_CLAIMS[connection.dialect.name], rows))
+        if entry_rows:
+            connection.execute(insert(entries), entry_rows)
     return set(keys) - inserted
 
 
@@ -330,38 +346,40 @@ def write_claims_and_entries(
         claim.add(placeholder)
     if plan.release:
         connection.execute(delete(claims).where(claims.c.object_pk == obj.id, claims.c.key.in_(list(plan.release))))
-    if claim:
-        held_elsewhere = _claim(connection, tenant, obj, claim, now)
-        if held_elsewhere - {placeholder}:
-            raise ClaimTaken(f"{sorted(held_elsewhere - {placeholder})} were claimed by another object meanwhile")
-        if held_elsewhere and desired.upn is not None:
-            upn = mint_placeholder(connection, tenant, desired.upn, avoid={*desired.wanted(), *held_elsewhere})
-            if _claim(connection, tenant, obj, {value_key(upn)}, now):
-                raise ClaimTaken(f"placeholder {upn!r} was claimed by another object meanwhile")
-    if plan.close_quarantines:
+    if plan.close_quarantines:  # first: a replaced entry makes way for its successor
         connection.execute(
             delete(entries).where(entries.c.object_pk == obj.id, entries.c.key.in_(list(plan.close_quarantines)))
         )
-    new_entries = [q for q in plan.open_quarantines if current.quarantines.get(q.key) != q]
-    if new_entries:
-        connection.execute(
-            insert(entries),
-            [
-                {
-                    "tenant_id": tenant.id,
-                    "object_pk": obj.id,
-                    "key": q.key,
-                    "category": "PropertyConflict",
-                    "property_name": q.property_name.value,
-                    "property_value": q.value,
-                    "conflicting_object_id": q.conflicting_object_id,
-                    "occurred_at": q.occurred,
-                    "reported_at": None,
-                }
-                for q in new_entries
-            ],
-        )
+    entry_rows = _entry_rows(tenant, obj, [q for q in plan.open_quarantines if current.quarantines.get(q.key) != q])
+    if not claim:
+        if entry_rows:
+            connection.execute(insert(entries), entry_rows)
+        return upn
+    held_elsewhere = _claim(connection, tenant, obj, claim, now, entry_rows)
+    if held_elsewhere - {placeholder}:
+        raise ClaimTaken(f"{sorted(held_elsewhere - {placeholder})} were claimed by another object meanwhile")
+    if held_elsewhere and desired.upn is not None:
+        upn = mint_placeholder(connection, tenant, desired.upn, avoid={*desired.wanted(), *held_elsewhere})
+        if _claim(connection, tenant, obj, {value_key(upn)}, now):
+            raise ClaimTaken(f"placeholder {upn!r} was claimed by another object meanwhile")
     return upn
+
+
+def _entry_rows(tenant: TenantInfo, obj: ObjectRow, opened: list[Quarantine]) -> list[dict[str, Any]]:
+    return [
+        {
+            "tenant_id": tenant.id,
+            "object_pk": obj.id,
+            "key": q.key,
+            "category": "PropertyConflict",
+            "property_name": q.property_name.value,
+            "property_value": q.value,
+            "conflicting_object_id": q.conflicting_object_id,
+            "occurred_at": q.occurred,
+            "reported_at": None,
+        }
+        for q in opened
+    ]
 
 
 def keys_with_waiters(connection: Connection, tenant_id: int, keys: Collection[str]) -> list[str]:

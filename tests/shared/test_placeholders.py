@@ -70,3 +70,23 @@ def test_no_free_suffix_is_an_error_an_operator_can_read(crowded: tuple[TenantIn
     _claim_placeholders(tenant, object_pk, range(10_000))
     with get_engine().begin() as connection, pytest.raises(PlaceholdersExhausted, match="all 10,000 placeholders"):
         mint_placeholder(connection, tenant, WANTED, avoid=())
+
+
+def test_an_export_whose_proposed_placeholder_is_taken_gets_the_one_still_free(
+    tenant: Tenant, applier: ExportApplier, crowded: tuple[TenantInfo, int]
+) -> None:
+    """A placeholder is proposed at random and claimed without a look-up; when the claim finds it
+    taken (here 9,999 times in 10,000), a free one is minted instead."""
+    tenant_info, object_pk = crowded
+    _claim_placeholders(tenant_info, object_pk, [d for d in range(10_000) if d != 4_321])
+    applier.apply(export_line(tenant.name, "holder", userPrincipalName=WANTED))
+    outcome = applier.apply(export_line(tenant.name, "waiter", userPrincipalName=WANTED))
+    assert outcome.status == "applied" and outcome.quarantined == (value_key(WANTED),)
+    with get_engine().connect() as connection:
+        upn, held = connection.execute(
+            select(DirectoryObject.upn, ClaimedValue.key)
+            .join(ClaimedValue, ClaimedValue.object_pk == DirectoryObject.id)
+            .where(DirectoryObject.tenant_id == tenant.id, DirectoryObject.source_anchor == "waiter")
+        ).one()
+    assert upn == placeholder_upn(WANTED, 4_321, tenant.initial_domain)
+    assert held == value_key(upn), "the object shows the placeholder it holds"

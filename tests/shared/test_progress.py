@@ -8,7 +8,7 @@ import pytest
 from redis import Redis
 
 from shared import progress
-from shared.deliveries import begin_delivery, end_delivery
+from shared.deliveries import DeliveryId, begin_batch, begin_delivery, end_deliveries, end_delivery
 
 
 @pytest.fixture
@@ -51,3 +51,18 @@ def test_a_delivery_that_never_ended_counts_towards_the_next(redis_client: Redis
     assert begin_delivery(redis_client, task, 0, batch, 7) == 1
     assert progress.outcomes(redis_client, batch) == {"applied": 1}
     assert progress.pending(redis_client, batch) == [], "nothing was posted in this batch, so nothing is pending"
+
+
+def test_a_batch_counts_first_deliveries_and_leaves_a_dead_deliverys_messages_to_be_counted_alone(
+    redis_client: Redis, batch: str
+) -> None:
+    fresh, survivor = DeliveryId(uuid.uuid4().hex, 0, batch, 1), DeliveryId(uuid.uuid4().hex, 0, batch, 2)
+    assert begin_batch(redis_client, [fresh, survivor]) == [1, 1]
+    # the batch's worker died: both come back; each says it would be delivery 2, and is not counted yet
+    assert begin_batch(redis_client, [fresh, survivor]) == [2, 2]
+    assert begin_batch(redis_client, [survivor]) == [2], "asking again does not count"
+    assert begin_delivery(redis_client, survivor.task_id, 0, batch, 2) == 2, "applied alone: now it counts"
+    end_deliveries(redis_client, [(fresh, "applied"), (survivor, "applied")])
+    assert begin_batch(redis_client, [fresh]) == [1], "a finished delivery leaves no count behind"
+    assert progress.outcomes(redis_client, batch) == {"applied": 2}
+    assert set(redis_client.hkeys(progress._started_key(batch))) == {b"1", b"2"}, "both marked started"

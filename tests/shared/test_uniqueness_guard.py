@@ -6,6 +6,7 @@ import random
 import threading
 from collections import Counter
 
+import pytest
 from redis import Redis
 from sqlalchemy import select
 
@@ -27,7 +28,10 @@ def applier_with_private_locks(db: int) -> ExportApplier:
     return ExportApplier(LockManager(redis), get_settings(), attempts=20)
 
 
-def test_racing_exports_whose_locks_never_meet_still_leave_one_holder_per_value(tenant: Tenant) -> None:
+@pytest.mark.parametrize("batch_size", [1, 6], ids=["alone", "in-batches"])
+def test_racing_exports_whose_locks_never_meet_still_leave_one_holder_per_value(
+    tenant: Tenant, batch_size: int
+) -> None:
     anchors = [f"obj-{i}" for i in range(8)]
     final: dict[str, list[str]] = {}
     errors: list[BaseException] = []
@@ -35,20 +39,31 @@ def test_racing_exports_whose_locks_never_meet_still_leave_one_holder_per_value(
 
     def race(db: int, seed: int) -> None:
         applier, rng = applier_with_private_locks(db), random.Random(seed)
-        for step in range(60):
-            anchor = rng.choice(anchors)
-            proxies = [f"SMTP:{v}" for v in rng.sample(VALUES, 2)]
-            sequence = step * 2 + (db % 2) + 1  # the two racers never reuse a sequence
+        for first_step in range(0, 60, batch_size):
+            batch = []
+            for step in range(first_step, first_step + batch_size):
+                anchor = rng.choice(anchors)
+                proxies = [f"SMTP:{v}" for v in rng.sample(VALUES, 2)]
+                sequence = step * 2 + (db % 2) + 1  # the two racers never reuse a sequence
+                batch.append(
+                    (anchor, proxies, export_line(tenant.name, anchor, "Contact", sequence, proxyAddresses=proxies))
+                )
             try:
-                outcome = applier.apply(export_line(tenant.name, anchor, "Contact", sequence, proxyAddresses=proxies))
-            except RetryLater:
-                continue  # what the Celery task would retry; the store must still be consistent
+                outcomes = applier.apply_many([line for _, _, line in batch]) if batch_size > 1 else [None]
             except BaseException as exc:
                 errors.append(exc)
                 return
-            if outcome.status == "applied":
-                with guard:
-                    final[anchor] = proxies
+            for (anchor, proxies, line), outcome in zip(batch, outcomes, strict=True):
+                try:
+                    outcome = outcome or applier.apply(line)  # what the worker does with one the batch left
+                except RetryLater:
+                    continue  # what the Celery task would retry; the store must still be consistent
+                except BaseException as exc:
+                    errors.append(exc)
+                    return
+                if outcome.status == "applied":
+                    with guard:
+                        final[anchor] = proxies
 
     threads = [threading.Thread(target=race, args=(db, db * 7)) for db in (10, 11)]
     for thread in threads:

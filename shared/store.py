@@ -25,6 +25,7 @@ from sqlalchemy import (
     literal,
     null,
     select,
+    text,
     union_all,
     update,
 )
@@ -299,6 +300,32 @@ def _insert_claims_statement(dialect: str) -> Any:
 
 _INSERT_CLAIMS = {dialect: _insert_claims_statement(dialect) for dialect in ("postgresql", "sqlite")}
 
+# The claims and the new entries of one object in one PostgreSQL statement (the entries as a
+# data-modifying CTE), one array parameter per entry column. Plain SQL because it is then built
+# once: the same thing as a Core multi-row INSERT ... VALUES is compiled anew on every call, which
+# cost a conflicting export about 1 ms of Python.
+_ENTRY_ARRAYS = {
+    "key": "text",
+    "property_name": "text",
+    "property_value": "text",
+    "conflicting_object_id": "text",
+    "occurred_at": "timestamptz",
+}
+_CLAIM_AND_ENTER = text(
+    f"""
+    WITH entered AS (
+        INSERT INTO {entries.name} (tenant_id, object_pk, category, {", ".join(_ENTRY_ARRAYS)})
+        SELECT :tenant_id, :object_pk, 'PropertyConflict', e.*
+        FROM unnest({", ".join(f"CAST(:entry_{c} AS {t}[])" for c, t in _ENTRY_ARRAYS.items())})
+            AS e({", ".join(_ENTRY_ARRAYS)})
+    )
+    INSERT INTO {claims.name} (tenant_id, key, object_pk, claimed_at)
+    SELECT :tenant_id, claimed.key, :object_pk, :now FROM unnest(CAST(:claim_keys AS text[])) AS claimed(key)
+    ON CONFLICT (tenant_id, key) DO NOTHING
+    RETURNING key
+    """
+)
+
 
 def _claim(
     connection: Connection,
@@ -313,12 +340,17 @@ def _claim(
     On PostgreSQL, `entry_rows` (new `dirSyncProvisioningErrors` entries) ride in the same
     statement as a data-modifying CTE, so a quarantine costs no round trip of its own.
     """
-    rows = [{"tenant_id": tenant.id, "key": k, "object_pk": obj.id, "claimed_at": now} for k in sorted(keys)]
     if entry_rows and connection.dialect.name == "postgresql":
-        claimed = _INSERT_CLAIMS["postgresql"].values(rows).cte("claimed")
-        statement = select(claimed.c.key).add_cte(insert(entries).values(entry_rows).cte("entered"))
-        inserted = set(connection.scalars(statement))
+        params = {
+            "tenant_id": tenant.id,
+            "object_pk": obj.id,
+            "now": now,
+            "claim_keys": sorted(keys),
+            **{f"entry_{column}": [row[column] for row in entry_rows] for column in _ENTRY_ARRAYS},
+        }
+        inserted = set(connection.scalars(_CLAIM_AND_ENTER, params))
     else:
+        rows = [{"tenant_id": tenant.id, "key": k, "object_pk": obj.id, "claimed_at": now} for k in sorted(keys)]
         inserted = set(connection.scalars(_INSERT_CLAIMS[connection.dialect.name], rows))
         if entry_rows:
             connection.execute(insert(entries), entry_rows)

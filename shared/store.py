@@ -1,7 +1,8 @@
 """Reads and writes of the directory store that one export or release needs, inside its transaction.
 
 SQLAlchemy Core on one connection, not the ORM: this is the hot path, and every statement here is one
-round trip that the plan actually needs (an export of a new, conflict-free object costs four).
+round trip that the plan actually needs. An export of a new object costs four, conflict or not: lock
+its row, read its state, insert it, and claim its values (with its new entries, on PostgreSQL).
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from redis import Redis
@@ -376,3 +378,15 @@ def test_every_class_of_invalid_export_is_recorded_with_its_code_and_the_worker_
     for index in range(1, len(messages), 2):
         view = object_view(tenant.name, f"ok-{index}")
         assert view is not None and not view.deleted
+
+
+def test_a_worker_applies_a_stream_of_exports_in_batches_of_many(
+    tenant: Tenant, redis_client: Redis, workers: Any
+) -> None:
+    """One transaction and one lock call per batch is what makes an export cheaper than a message."""
+    starts = [log.stat().st_size if log.exists() else 0 for log in workers.logs]
+    lines = [export_line(tenant.name, f"many-{i}", userPrincipalName=f"many-{i}@contoso.com") for i in range(300)]
+    assert post_and_wait(redis_client, lines) == {"applied": 300}
+    written = "".join(log.read_bytes()[start:].decode() for log, start in zip(workers.logs, starts, strict=True))
+    sizes = [int(n) for n in re.findall(r"applied a batch of (\d+) exports", written)]
+    assert sum(sizes) <= 300 and max(sizes, default=0) >= 10, sizes

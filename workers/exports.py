@@ -25,10 +25,11 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import count
 from typing import Any
 
 from celery import Task
-from celery_batches import Batches, SimpleRequest
+from celery_batches import Batches, SimpleRequest, consume_queue
 from celery_batches.trace import apply_batches_task
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -139,6 +140,20 @@ class ExportBatches(Batches):  # type: ignore[misc]
     flush_every = get_settings().export_batch_size
     flush_interval = get_settings().export_batch_wait_s
 
+    def Strategy(self, task: Batches, app: Any, consumer: Any) -> Any:
+        """Called on every (re)connection to the broker. Messages buffered on the connection before
+        cannot be acknowledged on this one: forget them (the broker hands them out again after the
+        visibility timeout), and the flush timer with them, which the reconnection has cleared."""
+        dropped = len(list(consume_queue(self._buffer))) + len(list(consume_queue(self._pending)))
+        if dropped:
+            log.warning(
+                "dropped %d export(s) buffered on a lost broker connection; the broker redelivers them", dropped
+            )
+        if self._tref is not None:
+            self._tref.cancel()
+        self._tref, self._count = None, count(1)
+        return super().Strategy(task, app, consumer)
+
     def flush(self, requests: Sequence[Any]) -> Any:
         simple = [SimpleRequest.from_request(r) for r in requests]
         settings = get_settings()
@@ -175,13 +190,13 @@ def apply_export(self: Task, requests: list[SimpleRequest]) -> list[bool]:
     except Exception as exc:
         log.warning("could not count the deliveries of %d exports (%s); they go back", len(exports), _describe(exc))
         return [False] * len(exports)
-    first = [i for i, count in enumerate(counts) if count == 1]
+    first = [i for i, number in enumerate(counts) if number == 1]
     verdicts = [False] * len(exports)
     for i, done in zip(first, _apply_batch([exports[i] for i in first]), strict=True):
         verdicts[i] = done
     started = time.monotonic()
-    for i, count in enumerate(counts):
-        if count > 1:
+    for i, number in enumerate(counts):
+        if number > 1:
             verdicts[i] = _apply_alone(exports[i], started)
     return verdicts
 

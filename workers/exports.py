@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import count
@@ -120,14 +120,6 @@ class ExportDelivery:
         return {"message": self.message, "batch": self.delivery.batch, "index": self.delivery.index}
 
 
-class _Finished(Exception):
-    """How an export ended when it did not end in an `Outcome`: a dead letter or a retry sent."""
-
-    def __init__(self, status: str | None) -> None:
-        super().__init__(status)
-        self.status = status  # "failed", or None for "handed over to a retry"
-
-
 class ExportBatches(Batches):  # type: ignore[misc]
     """celery-batches, with one acknowledgement decision per message instead of one per batch.
 
@@ -181,9 +173,10 @@ class ExportBatches(Batches):  # type: ignore[misc]
         )
 
 
-@app.task(name=APPLY_EXPORT, base=ExportBatches, bind=True)
-def apply_export(self: Task, requests: list[SimpleRequest]) -> list[bool]:
+@app.task(name=APPLY_EXPORT, base=ExportBatches)
+def apply_export(requests: list[SimpleRequest]) -> list[bool]:
     """Apply a batch of export messages; returns, per message, whether it finished (acknowledge it)."""
+    started = time.monotonic()
     exports = [ExportDelivery.of(r) for r in requests]
     try:
         counts = begin_batch(_redis(), [e.delivery for e in exports])
@@ -192,16 +185,15 @@ def apply_export(self: Task, requests: list[SimpleRequest]) -> list[bool]:
         return [False] * len(exports)
     first = [i for i, number in enumerate(counts) if number == 1]
     verdicts = [False] * len(exports)
-    for i, done in zip(first, _apply_batch([exports[i] for i in first]), strict=True):
+    for i, done in zip(first, _apply_batch([exports[i] for i in first], started), strict=True):
         verdicts[i] = done
-    started = time.monotonic()
     for i, number in enumerate(counts):
         if number > 1:
             verdicts[i] = _apply_alone(exports[i], started)
     return verdicts
 
 
-def _apply_batch(exports: Sequence[ExportDelivery]) -> list[bool]:
+def _apply_batch(exports: Sequence[ExportDelivery], started: float) -> list[bool]:
     """The first deliveries: one transaction for all it can take, then the rest alone."""
     if not exports:
         return []
@@ -213,7 +205,6 @@ def _apply_batch(exports: Sequence[ExportDelivery]) -> list[bool]:
     done = [(e, o) for e, o in zip(exports, outcomes, strict=True) if o is not None]
     if done:
         _finish(done)
-    started = time.monotonic()
     return [
         True if outcome is not None else _apply_alone(export, started, counted=True)
         for export, outcome in zip(exports, outcomes, strict=True)
@@ -239,7 +230,7 @@ def _apply_alone(export: ExportDelivery, batch_started: float, counted: bool = F
     """One export on its own, with the crash counter, retries and dead letters; True when finished.
 
     `counted`: its first delivery, already counted by `begin_batch`. A batch that has run for half
-    its time limit sends the rest of its stragglers as retries instead of waiting for their locks.
+    its time limit (since `batch_started`) sends the rest as retries instead of waiting for their locks.
     """
     settings = get_settings()
     d = export.delivery
@@ -335,17 +326,13 @@ def _release_after_commit(outcome: Outcome) -> None:
     """
     if not (outcome.freed_with_waiters and outcome.tenant and get_settings().fast_release):
         return
-    _enqueue_release(outcome.tenant, outcome.freed_with_waiters)
-
-
-def _enqueue_release(tenant: str, keys: Collection[str]) -> None:
     try:
-        release_values.apply_async((tenant, list(keys)), queue=RELEASES_QUEUE)
+        release_values.apply_async((outcome.tenant, list(outcome.freed_with_waiters)), queue=RELEASES_QUEUE)
     except Exception as exc:
         log.warning(
             "could not enqueue the fast release of %s in %s (%s); the release sweep will hand them over",
-            list(keys),
-            tenant,
+            list(outcome.freed_with_waiters),
+            outcome.tenant,
             _describe(exc),
         )
 

@@ -15,9 +15,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from api.database import db_session
-from shared.api_tokens import tenant_of_secret
-from shared.models import Tenant
-from shared.schemas import TENANT_NAME_PATTERN
+from shared.core.export import TENANT_NAME_PATTERN
+from shared.store.tables import Tenant
+from shared.tenants.tokens import tenant_of_secret
 
 REPORT_COOKIE = "syncguard_report_token"
 MAX_SECRET = 200

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from sqlalchemy.orm import Session
 
-from shared.db import transaction
+from shared.store.engine import transaction
 
 
 def db_session() -> Iterator[Session]:

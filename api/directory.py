@@ -19,7 +19,8 @@ from api.schemas import (
     Problem,
 )
 from shared import queries
-from shared.queries import ErrorFilter, SortDirection, SortField
+from shared.queries.options import SortDirection, SortField
+from shared.queries.provisioning_errors import ErrorFilter
 
 router = APIRouter(tags=["directory"])
 

@@ -13,8 +13,8 @@ from api.auth import AuthorisedTenant
 from api.body import BodyTooLarge, MalformedBody, array_items, is_json_array, json_lines, spool, text_of
 from api.schemas import PostAccepted, Problem, Rejection
 from api.services import Services, services
-from shared.producer import PostResult, post_exports
-from shared.schemas import ExportMessage
+from shared.core.export import ExportMessage
+from shared.exports.producer import PostResult, post_exports
 
 router = APIRouter(tags=["exports"])
 

@@ -11,8 +11,8 @@ from api.auth import AuthorisedTenant
 from api.database import db_session
 from api.directory import AUTH_ERRORS
 from api.schemas import FeatureChange, Features, Problem
-from shared.models import Tenant
-from shared.tenants import Feature, TenantError, enable_feature, features, refuse_disable
+from shared.store.tables import Tenant
+from shared.tenants.registry import Feature, TenantError, enable_feature, features, refuse_disable
 
 router = APIRouter(tags=["features"])
 

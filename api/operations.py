@@ -13,10 +13,10 @@ from sqlalchemy import text
 
 from api.schemas import Health
 from api.services import Services, services
-from shared import activity
-from shared.db import transaction
-from shared.queries import service_counts
-from shared.task_names import EXPORTS_QUEUE, MAINTENANCE_QUEUE, RELEASES_QUEUE
+from shared.messaging import EXPORTS_QUEUE, MAINTENANCE_QUEUE, RELEASES_QUEUE
+from shared.metrics import activity
+from shared.metrics.counts import service_counts
+from shared.store.engine import transaction
 
 router = APIRouter(tags=["operations"])
 

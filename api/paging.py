@@ -12,7 +12,9 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shared.queries import PagePosition, SortDirection, SortField, iso_utc
+from shared.core.timestamps import iso_utc
+from shared.queries.conflict_pages import PagePosition
+from shared.queries.options import SortDirection, SortField
 
 MAX_TOKEN = 2048
 _MAX_SORT_VALUE = 1200

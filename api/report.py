@@ -23,9 +23,10 @@ from api.auth import MAX_SECRET, REPORT_COOKIE, NotAuthenticated, TenantNotFound
 from api.database import db_session
 from api.paging import BadSkipToken, Cursor, decode, encode
 from shared import queries
-from shared.models import Tenant
-from shared.queries import ErrorFilter, SortDirection, SortField
-from shared.schemas import TENANT_NAME_PATTERN
+from shared.core.export import TENANT_NAME_PATTERN
+from shared.queries.options import SortDirection, SortField
+from shared.queries.provisioning_errors import ErrorFilter
+from shared.store.tables import Tenant
 
 router = APIRouter(prefix="/report", include_in_schema=False)
 

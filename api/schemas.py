@@ -6,7 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.queries import ConflictedObject, FailureRow, ObjectDetail, ProvisioningErrorRow, iso_utc
+from shared.core.timestamps import iso_utc
+from shared.queries.conflict_pages import ConflictedObject
+from shared.queries.failures import FailureRow
+from shared.queries.objects import ObjectDetail
+from shared.queries.provisioning_errors import ProvisioningErrorRow
 
 
 class Problem(BaseModel):

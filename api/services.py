@@ -11,7 +11,7 @@ from celery import Celery
 from fastapi import Request
 from redis import Redis
 
-from shared.producer import producer_app
+from shared.exports.producer import producer_app
 from shared.settings import Settings
 
 

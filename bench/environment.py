@@ -28,7 +28,7 @@ class BenchEnvironment:
     workdir: Path
 
     def process_env(self, **overrides: str) -> dict[str, str]:
-        from shared.local_services import REPO
+        from harness.local_services import REPO
 
         env = dict(os.environ)
         env.update(
@@ -42,8 +42,8 @@ class BenchEnvironment:
 
     def activate(self) -> None:
         """Point this process's settings at the bench services, forgetting any earlier ones."""
-        from shared.db import forget_engines
         from shared.settings import get_settings
+        from shared.store.engine import forget_engines
 
         os.environ.update(DATABASE_URL=self.database_url, REDIS_URL=self.redis_url, CELERY_BROKER_URL=self.redis_url)
         get_settings.cache_clear()
@@ -64,7 +64,7 @@ def recreate_database(url: str) -> None:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{target.database}"'))
         connection.execute(text(f'CREATE DATABASE "{target.database}"'))
     admin.dispose()
-    from shared.migrate import upgrade
+    from shared.store.migrate import upgrade
 
     upgrade(url)
 
@@ -72,7 +72,7 @@ def recreate_database(url: str) -> None:
 @contextmanager
 def bench_environment(*redis_args: str) -> Iterator[BenchEnvironment]:
     """A fresh database and a private Redis, both gone (or reset) afterwards."""
-    from shared.local_services import private_redis
+    from harness.local_services import private_redis
 
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="syncguard-bench-")))

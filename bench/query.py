@@ -37,8 +37,8 @@ def measure(entries: int, queries: int) -> dict[str, float]:
         from sqlalchemy import text
 
         from shared import queries as read
-        from shared.db import get_engine, transaction
-        from shared.tenants import TenantSpec, create_tenant
+        from shared.store.engine import get_engine, transaction
+        from shared.tenants.registry import TenantSpec, create_tenant
 
         with transaction() as session:
             tenant = create_tenant(session, TenantSpec("bench", "bench.onmicrosoft.com"))

@@ -20,8 +20,8 @@ from bench.environment import bench_environment, percentile, print_figures
 def _claim_time(tenant_id: int, anchor: str, key: str) -> datetime | None:
     from sqlalchemy import select
 
-    from shared.db import transaction
-    from shared.models import ClaimedValue, DirectoryObject
+    from shared.store.engine import transaction
+    from shared.store.tables import ClaimedValue, DirectoryObject
 
     with transaction() as session:
         return session.scalar(
@@ -36,8 +36,8 @@ def _claim_time(tenant_id: int, anchor: str, key: str) -> datetime | None:
 def _deleted_at(tenant_id: int, anchor: str) -> datetime:
     from sqlalchemy import select
 
-    from shared.db import transaction
-    from shared.models import DirectoryObject
+    from shared.store.engine import transaction
+    from shared.store.tables import DirectoryObject
 
     with transaction() as session:
         moment = session.scalar(
@@ -53,12 +53,12 @@ def measure(releases: int, workers: int) -> dict[str, float]:
     with bench_environment() as env:
         from redis import Redis
 
-        from shared.db import transaction
-        from shared.local_services import Workers
-        from shared.producer import post_exports
-        from shared.progress import wait_for
+        from harness.local_services import Workers
+        from shared.exports.post_ledger import wait_for
+        from shared.exports.producer import post_exports
         from shared.settings import get_settings
-        from shared.tenants import TenantSpec, create_tenant
+        from shared.store.engine import transaction
+        from shared.tenants.registry import TenantSpec, create_tenant
 
         settings = get_settings()
         redis = Redis.from_url(env.redis_url)

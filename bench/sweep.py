@@ -23,8 +23,8 @@ def build_quarantines(tenant_id: int, count: int, free: int) -> None:
     """`count` waiters each quarantined on a value its holder has; the first `free` holders let go."""
     from sqlalchemy import delete, insert, select
 
-    from shared.db import transaction
-    from shared.models import ClaimedValue, DirectoryObject, ProvisioningError
+    from shared.store.engine import transaction
+    from shared.store.tables import ClaimedValue, DirectoryObject, ProvisioningError
 
     now = datetime.now(UTC)
     for start in range(0, count, CHUNK):
@@ -107,12 +107,12 @@ def measure(quarantines: int, free_percent: float) -> dict[str, float]:
         from redis import Redis
         from sqlalchemy import text
 
-        from shared.apply import ExportApplier
-        from shared.db import get_engine, transaction
-        from shared.locks import LockManager
-        from shared.release import sweep
+        from shared.exports.applier import ExportApplier
+        from shared.locks.manager import LockManager
+        from shared.release.sweep import sweep
         from shared.settings import get_settings
-        from shared.tenants import TenantSpec, create_tenant
+        from shared.store.engine import get_engine, transaction
+        from shared.tenants.registry import TenantSpec, create_tenant
 
         settings = get_settings()
         with transaction() as session:

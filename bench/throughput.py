@@ -50,7 +50,7 @@ def timed_run(env: BenchEnvironment, task: str, kwargs: Iterable[dict[str, Any]]
     """Seconds from the first enqueue to an empty queue with nothing unacknowledged."""
     from redis import Redis
 
-    from shared.producer import producer_app
+    from shared.exports.producer import producer_app
     from shared.settings import get_settings
 
     app = producer_app(get_settings())
@@ -67,7 +67,7 @@ def timed_run(env: BenchEnvironment, task: str, kwargs: Iterable[dict[str, Any]]
 def reset_store() -> None:
     from sqlalchemy import text
 
-    from shared.db import get_engine
+    from shared.store.engine import get_engine
 
     with get_engine().begin() as connection:
         connection.execute(text("TRUNCATE directory_objects, claimed_values, provisioning_errors, failed_exports"))
@@ -75,10 +75,10 @@ def reset_store() -> None:
 
 def measure(exports: int, conflict_percent: float, workers: int) -> dict[str, float]:
     with bench_environment() as env:
-        from shared.db import transaction
-        from shared.local_services import Workers
-        from shared.task_names import APPLY_EXPORT, NOOP
-        from shared.tenants import TenantSpec, create_tenant
+        from harness.local_services import Workers
+        from shared.messaging import APPLY_EXPORT, NOOP
+        from shared.store.engine import transaction
+        from shared.tenants.registry import TenantSpec, create_tenant
 
         with transaction() as session:
             create_tenant(session, TenantSpec(TENANT, "bench.onmicrosoft.com"))

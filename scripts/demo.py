@@ -25,10 +25,10 @@ from typing import Any
 
 from redis import Redis
 
-from shared.local_services import ServiceFailed, Workers, private_redis, redis_answers
+from harness.local_services import ServiceFailed, Workers, private_redis, redis_answers
+from shared.cli.text_tables import render_table
+from shared.messaging import RELEASES_QUEUE
 from shared.settings import Settings
-from shared.tables import render_table
-from shared.task_names import RELEASES_QUEUE
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "examples" / "sample-exports.jsonl"

@@ -1,4 +1,6 @@
-"""syncguard's domain: settings, schemas, decision logic, storage, locks and the command line.
+"""syncguard's domain, a package per domain (docs/design.md, "Which file does what").
 
-Nothing in this package imports the Celery app; the workers package calls into it.
+`core` is pure (no I/O); `store` holds the engine, tables and migrations; `locks`, `directory`,
+`exports`, `release`, `reports`, `tenants`, `queries` and `metrics` build on them; `cli` is the command
+line. Nothing here imports `workers` or `api`: they are thin faces over this package.
 """

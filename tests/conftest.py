@@ -20,13 +20,13 @@ os.environ.update(
 from redis import Redis
 from sqlalchemy import delete, text
 
-from shared.apply import ExportApplier
-from shared.db import get_engine, transaction
-from shared.locks import LockManager
-from shared.migrate import upgrade
-from shared.models import Base, FailedExport, Tenant
+from shared.exports.applier import ExportApplier
+from shared.locks.manager import LockManager
 from shared.settings import get_settings
-from shared.tenants import TenantSpec, create_tenant
+from shared.store.engine import get_engine, transaction
+from shared.store.migrate import upgrade
+from shared.store.tables import Base, FailedExport, Tenant
+from shared.tenants.registry import TenantSpec, create_tenant
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 

@@ -1,6 +1,6 @@
 """An in-memory tenant driven only by the pure decision functions, for property tests.
 
-It does what `shared.store` does with SQL, with dicts, so the invariants can be checked over
+It does what `shared.directory.store` does with SQL, with dicts, so the invariants can be checked over
 thousands of random operation sequences without a database.
 """
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
-from shared.decision import (
+from shared.core.decision import (
     CurrentState,
     DesiredState,
     ExportPlan,
@@ -21,7 +21,7 @@ from shared.decision import (
     plan_delete,
     plan_export,
 )
-from shared.values import placeholder_upn, value_key
+from shared.core.values import placeholder_upn, value_key
 
 
 @dataclass

@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from shared.db import transaction
-from shared.models import ClaimedValue, DirectoryObject, ProvisioningError, Tenant
-from shared.values import is_placeholder_for, parse_proxy_address, value_key
+from shared.core.values import is_placeholder_for, parse_proxy_address, value_key
+from shared.store.engine import transaction
+from shared.store.tables import ClaimedValue, DirectoryObject, ProvisioningError, Tenant
 from tests.workload import FinalStates, race_workload
 
 __all__ = ["Findings", "InvariantReport", "assert_race_invariants", "check_directory", "race_workload", "wanted_keys"]

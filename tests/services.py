@@ -10,7 +10,7 @@ from typing import Any
 
 from redis import Redis
 
-from shared.local_services import REPO, Workers, free_port
+from harness.local_services import REPO, Workers, free_port
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

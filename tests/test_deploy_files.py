@@ -27,8 +27,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from shared.messaging import EXPORTS_QUEUE
 from shared.settings import Settings
-from shared.task_names import EXPORTS_QUEUE
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -626,7 +626,7 @@ def test_readme_gives_exactly_the_two_setup_commands() -> None:
 
 
 def test_sample_exports_are_valid_and_ordered_per_object() -> None:
-    from shared.schemas import parse_export
+    from shared.core.export import parse_export
 
     exports = [parse_export(line) for line in (REPO / "examples" / "sample-exports.jsonl").read_text().splitlines()]
     assert {e.tenant for e in exports} == {"demo"}

@@ -9,9 +9,9 @@ from __future__ import annotations
 from celery import Celery, signals
 from kombu import Queue
 
-from shared.db import forget_inherited_connections
+from shared.messaging import EXPORTS_QUEUE, MAINTENANCE_QUEUE, RELEASES_QUEUE
 from shared.settings import Settings, get_settings
-from shared.task_names import EXPORTS_QUEUE, MAINTENANCE_QUEUE, RELEASES_QUEUE
+from shared.store.engine import forget_inherited_connections
 
 
 def create_app(settings: Settings | None = None) -> Celery:

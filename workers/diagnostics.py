@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.task_names import NOOP
+from shared.messaging import NOOP
 from workers.app import app
 
 

@@ -10,7 +10,7 @@ recorded:
   sends the message again with back-off, as `Task.retry` does (same task id, one more retry);
   anything else, or a transient error that outlasts the retries, is filed as a dead letter
   (`ApplyFailed`, with the raw message);
-- a message left by a delivery that died (its counter is still there, see `shared.deliveries`)
+- a message left by a delivery that died (its counter is still there, see `shared.exports.crash_counter`)
   is applied alone, after the batch, so a message that kills its worker takes no batch with it
   twice; past EXPORT_CRASH_LIMIT it is a dead letter.
 The batch returns one verdict per message: finished ones are acknowledged, the rest go back on the
@@ -37,14 +37,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from shared.activity import count_quarantines
-from shared.apply import ExportApplier, Outcome, RetryLater
-from shared.db import transaction
-from shared.deliveries import DeliveryId, begin_batch, begin_delivery, end_deliveries
-from shared.failures import record_dead_letter
-from shared.locks import LockManager, LocksBusy
-from shared.settings import get_settings
-from shared.task_names import (
+from shared.exports.applier import ExportApplier
+from shared.exports.crash_counter import DeliveryId, begin_batch, begin_delivery, end_deliveries
+from shared.exports.failures import record_dead_letter
+from shared.exports.outcomes import Outcome, RetryLater
+from shared.locks.manager import LockManager, LocksBusy
+from shared.messaging import (
     APPLY_EXPORT,
     EXPORTS_QUEUE,
     MAINTENANCE_QUEUE,
@@ -52,6 +50,9 @@ from shared.task_names import (
     RELEASE_VALUES,
     RELEASES_QUEUE,
 )
+from shared.metrics.activity import count_quarantines
+from shared.settings import get_settings
+from shared.store.engine import transaction
 from workers.app import app
 
 log = logging.getLogger(__name__)

@@ -11,17 +11,17 @@ from typing import Any
 
 from celery import Task
 
-from shared.activity import count_quarantines
-from shared.redelivery import redeliver_stranded
-from shared.release import sweep
-from shared.reporting import send_error_reports as send_reports
-from shared.settings import Settings, get_settings
-from shared.task_names import (
+from shared.exports.redelivery import redeliver_stranded
+from shared.messaging import (
     MAINTENANCE_QUEUE,
     REDELIVER_STRANDED_EXPORTS,
     RELEASE_RESOLVED_CONFLICTS,
     SEND_ERROR_REPORTS,
 )
+from shared.metrics.activity import count_quarantines
+from shared.release.sweep import sweep
+from shared.reports.sending import send_error_reports as send_reports
+from shared.settings import Settings, get_settings
 from workers.app import app
 from workers.exports import _redis, applier, lock_manager
 
@@ -75,7 +75,7 @@ def send_error_reports(tenant: str | None = None) -> list[str]:
 
 @app.task(name=REDELIVER_STRANDED_EXPORTS)
 def redeliver_stranded_exports() -> dict[str, Any]:
-    """Send again the posted exports the broker lost (see shared.redelivery)."""
+    """Send again the posted exports the broker lost (see shared.exports.redelivery)."""
     result = redeliver_stranded(_redis(), app, get_settings())
     return {"resent": result.resent, "batches": result.batches, "queueBusy": result.queue_busy}
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from shared.api_tokens import issue_token
-from shared.db import transaction
-from shared.local_services import REPO, ServiceFailed, free_port, stop_process_group, tail
-from shared.models import Tenant
+from harness.local_services import REPO, ServiceFailed, free_port, stop_process_group, tail
+from shared.store.engine import transaction
+from shared.store.tables import Tenant
+from shared.tenants.tokens import issue_token
 from tests.conftest import ARTIFACTS
 from tests.services import service_environment
 

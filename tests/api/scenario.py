@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from redis import Redis
 
-from shared.progress import outcomes, wait_for
+from shared.exports.post_ledger import outcomes, wait_for
 from tests.api.conftest import TenantAccess
 from tests.conftest import export_line
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from shared.api_tokens import list_tokens, revoke_token
-from shared.db import transaction
+from shared.store.engine import transaction
+from shared.tenants.tokens import list_tokens, revoke_token
 from tests.api.conftest import TenantAccess
 
 pytestmark = pytest.mark.integration

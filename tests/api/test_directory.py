@@ -11,10 +11,10 @@ import pytest
 from redis import Redis
 from sqlalchemy import delete
 
-from shared.api_tokens import issue_token
-from shared.db import transaction
-from shared.models import FailedExport, Tenant
-from shared.tenants import TenantSpec, create_tenant
+from shared.store.engine import transaction
+from shared.store.tables import FailedExport, Tenant
+from shared.tenants.registry import TenantSpec, create_tenant
+from shared.tenants.tokens import issue_token
 from tests.api.conftest import ApiServer, TenantAccess
 from tests.api.scenario import Directory, build_directory, post
 from tests.conftest import export_line

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from redis import Redis
 
-from shared.db import transaction
-from shared.local_services import free_port
-from shared.queries import list_failures
-from shared.tenants import require
+from harness.local_services import free_port
+from shared.queries.failures import list_failures
+from shared.store.engine import transaction
+from shared.tenants.registry import require
 from tests.api.conftest import ApiServer, TenantAccess, running_api
 from tests.api.scenario import as_array, post, post_and_wait
 from tests.conftest import export_line

@@ -19,10 +19,10 @@ from schemathesis.checks import negative_data_rejection, positive_data_acceptanc
 from schemathesis.config import SchemathesisConfig
 from sqlalchemy import delete
 
-from shared.api_tokens import issue_token
-from shared.db import transaction
-from shared.models import FailedExport, Tenant
-from shared.tenants import TenantSpec, create_tenant
+from shared.store.engine import transaction
+from shared.store.tables import FailedExport, Tenant
+from shared.tenants.registry import TenantSpec, create_tenant
+from shared.tenants.tokens import issue_token
 from tests.api.conftest import ApiServer, TenantAccess
 
 pytestmark = pytest.mark.integration

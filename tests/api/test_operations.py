@@ -7,7 +7,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
-from shared import activity
+from shared.metrics import activity
 from tests.api.conftest import TenantAccess, running_api
 from tests.api.scenario import post, post_and_wait
 from tests.conftest import export_line

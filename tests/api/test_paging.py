@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from api.paging import BadSkipToken, Cursor, decode, encode
-from shared.queries import PagePosition, SortDirection, SortField
+from shared.queries.conflict_pages import PagePosition
+from shared.queries.options import SortDirection, SortField
 
 ASC, DESC = SortDirection.ASCENDING, SortDirection.DESCENDING
 

@@ -15,10 +15,10 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from redis import Redis
 from sqlalchemy import delete
 
-from shared.api_tokens import issue_token
-from shared.db import transaction
-from shared.models import FailedExport, Tenant
-from shared.tenants import TenantSpec, create_tenant
+from shared.store.engine import transaction
+from shared.store.tables import FailedExport, Tenant
+from shared.tenants.registry import TenantSpec, create_tenant
+from shared.tenants.tokens import issue_token
 from tests.api.conftest import ApiServer, TenantAccess
 from tests.api.scenario import Directory, build_directory, post, post_and_wait
 from tests.conftest import ARTIFACTS, export_line

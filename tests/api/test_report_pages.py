@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import update
 
 from api.auth import REPORT_COOKIE
-from shared.db import transaction
-from shared.models import DirectoryObject
+from shared.store.engine import transaction
+from shared.store.tables import DirectoryObject
 from tests.api.conftest import ApiServer, TenantAccess
 from tests.shared.test_queries import insert_waiting_objects
 

@@ -26,10 +26,10 @@ from redis import Redis
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
 
-from shared.db import get_engine, transaction
-from shared.local_services import REPO, ServiceFailed, Workers, free_port, redis_answers, stop_process_group, tail
+from harness.local_services import REPO, ServiceFailed, Workers, free_port, redis_answers, stop_process_group, tail
+from shared.messaging import RELEASES_QUEUE
 from shared.settings import Settings
-from shared.task_names import RELEASES_QUEUE
+from shared.store.engine import get_engine, transaction
 from tests.invariants import Findings, check_directory
 from tests.services import TEST_DATABASE_URL, TEST_REDIS_URL, service_environment
 from tests.workload import Workload
@@ -283,13 +283,13 @@ class Settled:
 
     @property
     def duplicated(self) -> int:
-        from shared.progress import APPLIED_AGAIN
+        from shared.exports.post_ledger import APPLIED_AGAIN
 
         return len(self.findings.duplicated) + self.counts.get(APPLIED_AGAIN, 0)
 
     def assert_complete(self) -> None:
         """Every export finished, none failed or applied twice, and the store holds the last states."""
-        from shared.progress import APPLIED_AGAIN
+        from shared.exports.post_ledger import APPLIED_AGAIN
         from tests.workers.helpers import failures
 
         assert self.finished, f"{self.never_done} export(s) never finished"
@@ -356,14 +356,14 @@ class Cluster:
         )
 
     def post(self, lines: list[str]) -> Any:
-        from shared.producer import post_exports
+        from shared.exports.producer import post_exports
 
         return post_exports(lines, self.settings)
 
     def send_raw(self, messages: list[Any]) -> str:
         """Put messages on the queue exactly as given, past the producer's own validation; returns the batch."""
-        from shared.producer import producer_app
-        from shared.task_names import APPLY_EXPORT, EXPORTS_QUEUE
+        from shared.exports.producer import producer_app
+        from shared.messaging import APPLY_EXPORT, EXPORTS_QUEUE
 
         app = producer_app(self.settings)
         batch = uuid.uuid4().hex
@@ -396,22 +396,22 @@ class Cluster:
 
     def pending_indices(self, batch: str) -> set[int]:
         """The batch lines not done yet, from the producer's pending ledger."""
-        from shared.progress import pending
+        from shared.exports.post_ledger import pending
 
         return {p.index for p in pending(self.redis, batch)}
 
     def done(self, batch: str) -> int:
-        from shared.progress import done_count
+        from shared.exports.post_ledger import done_count
 
         return done_count(self.redis, batch)
 
     def wait(self, batch: str, expected: int, timeout_s: float) -> bool:
-        from shared.progress import wait_for
+        from shared.exports.post_ledger import wait_for
 
         return wait_for(self.redis, batch, expected, timeout_s, poll_s=0.1)
 
     def outcomes(self, batch: str) -> dict[str, int]:
-        from shared.progress import outcomes
+        from shared.exports.post_ledger import outcomes
 
         return outcomes(self.redis, batch)
 

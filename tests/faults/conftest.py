@@ -15,7 +15,7 @@ from typing import Protocol
 import pytest
 from redis import Redis
 
-from shared.tables import render_table
+from shared.cli.text_tables import render_table
 from tests.conftest import ARTIFACTS
 from tests.faults.cluster import FAULT_REDIS_URL, BrokerRedis, Cluster
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, or_, select
 
-from shared.db import transaction
-from shared.failures import identity_of
-from shared.models import FailedExport, Tenant
+from shared.exports.failures import identity_of
+from shared.store.engine import transaction
+from shared.store.tables import FailedExport, Tenant
 from tests.conftest import export_line
 from tests.faults.cluster import Cluster
 from tests.faults.conftest import RecordFault

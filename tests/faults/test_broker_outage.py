@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.models import Tenant
+from shared.store.tables import Tenant
 from tests.faults.cluster import Cluster, eventually
 from tests.faults.conftest import RecordFault
 from tests.invariants import check_directory

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from shared.models import Tenant
+from shared.store.tables import Tenant
 from tests.faults.cluster import Cluster, database_outage, eventually
 from tests.faults.conftest import RecordFault
 from tests.workers.helpers import failures

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select, text
 
-from shared.db import transaction
-from shared.locks import object_lock_key
-from shared.models import DirectoryObject, Tenant
+from shared.locks.manager import object_lock_key
+from shared.store.engine import transaction
+from shared.store.tables import DirectoryObject, Tenant
 from tests.conftest import export_line
 from tests.faults.cluster import Cluster, eventually, open_transaction, waiting_on_database_locks
 from tests.faults.conftest import RecordFault
@@ -28,7 +28,7 @@ CRASH_LIMIT = 2
 
 
 def deliveries(cluster: Cluster) -> int:
-    """The highest delivery count of any message in flight (shared.deliveries)."""
+    """The highest delivery count of any message in flight (shared.exports.crash_counter)."""
     counts = [int(cluster.redis.get(key) or 0) for key in cluster.redis.scan_iter("sg:delivery:*")]
     return max(counts, default=0)
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from shared.db import transaction
-from shared.models import DirectoryObject, Tenant
+from shared.store.engine import transaction
+from shared.store.tables import DirectoryObject, Tenant
 from tests.faults.cluster import Cluster, eventually
 from tests.faults.conftest import RecordFault
 from tests.invariants import check_directory

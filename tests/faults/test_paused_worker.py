@@ -15,9 +15,9 @@ import uuid
 import pytest
 from sqlalchemy import func, insert, select
 
-from shared.db import transaction
-from shared.locks import value_lock_key
-from shared.models import ClaimedValue, DirectoryObject, Tenant
+from shared.locks.manager import value_lock_key
+from shared.store.engine import transaction
+from shared.store.tables import ClaimedValue, DirectoryObject, Tenant
 from tests.conftest import export_line
 from tests.faults.cluster import Cluster, Node, eventually, open_transaction, waiting_on_database_locks
 from tests.faults.conftest import RecordFault

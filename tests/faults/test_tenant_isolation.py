@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner
 
 from shared import queries
-from shared.apply import ExportApplier
 from shared.cli import cli
-from shared.db import transaction
-from shared.failures import record_dead_letter
-from shared.models import Tenant
-from shared.report import gather, render_email
-from shared.tenants import require
+from shared.exports.applier import ExportApplier
+from shared.exports.failures import record_dead_letter
+from shared.reports.content import gather, render_email
+from shared.store.engine import transaction
+from shared.store.tables import Tenant
+from shared.tenants.registry import require
 from tests.conftest import export_line
 from tests.faults.cluster import Cluster
 from tests.workers.helpers import failures, object_view

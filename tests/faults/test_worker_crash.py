@@ -10,11 +10,11 @@ import uuid
 
 import pytest
 
-from shared.apply import ExportApplier
-from shared.deliveries import begin_delivery
-from shared.models import Tenant
-from shared.producer import producer_app
-from shared.task_names import APPLY_EXPORT, EXPORTS_QUEUE
+from shared.exports.applier import ExportApplier
+from shared.exports.crash_counter import begin_delivery
+from shared.exports.producer import producer_app
+from shared.messaging import APPLY_EXPORT, EXPORTS_QUEUE
+from shared.store.tables import Tenant
 from tests.conftest import export_line
 from tests.faults.cluster import Cluster, eventually
 from tests.faults.conftest import RecordFault

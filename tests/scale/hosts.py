@@ -30,7 +30,7 @@ import pytest
 from redis import Redis
 from sqlalchemy import create_engine, text
 
-from shared.local_services import REPO, ServiceFailed, stop_process_group, tail
+from harness.local_services import REPO, ServiceFailed, stop_process_group, tail
 
 SUBNET_PREFIX = "10.231.0"
 DATABASE_HOST_ADDRESS = f"{SUBNET_PREFIX}.1"

@@ -21,13 +21,13 @@ import pytest
 from redis import Redis
 from sqlalchemy import select
 
-from shared.db import forget_engines, transaction
-from shared.migrate import upgrade
-from shared.models import FailedExport
-from shared.producer import post_exports, producer_app
-from shared.progress import outcomes, wait_for
+from shared.exports.post_ledger import outcomes, wait_for
+from shared.exports.producer import post_exports, producer_app
 from shared.settings import Settings
-from shared.tenants import TenantSpec, create_tenant
+from shared.store.engine import forget_engines, transaction
+from shared.store.migrate import upgrade
+from shared.store.tables import FailedExport
+from shared.tenants.registry import TenantSpec, create_tenant
 from tests.conftest import ARTIFACTS
 from tests.invariants import assert_race_invariants, race_workload
 from tests.scale.hosts import (

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.local_services import free_port, private_redis, stop_process_group, tail
+from harness.local_services import free_port, private_redis, stop_process_group, tail
 from tests.services import service_environment
 
 pytestmark = pytest.mark.integration

@@ -8,11 +8,11 @@ from collections.abc import Callable
 import pytest
 from redis import Redis
 
-from shared.apply import ExportApplier
-from shared.locks import LockManager, value_lock_key
-from shared.models import Tenant
-from shared.store import TenantInfo
-from shared.values import value_key
+from shared.core.values import value_key
+from shared.directory.objects import TenantInfo
+from shared.exports.applier import ExportApplier
+from shared.locks.manager import LockManager, value_lock_key
+from shared.store.tables import Tenant
 from tests.conftest import export_line
 from tests.shared.test_placeholders import WANTED, _claim_placeholders, crowded  # noqa: F401 (a fixture)
 from tests.workers.helpers import object_view

@@ -18,12 +18,13 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import delete
 
-from shared.apply import ExportApplier
-from shared.cli import cli, redact
-from shared.db import transaction
-from shared.models import FailedExport, Tenant
-from shared.tables import ELLIPSIS, render_table
-from shared.tenants import find
+from shared.cli import cli
+from shared.cli.root import redact
+from shared.cli.text_tables import ELLIPSIS, render_table
+from shared.exports.applier import ExportApplier
+from shared.store.engine import transaction
+from shared.store.tables import FailedExport, Tenant
+from shared.tenants.registry import find
 from tests.conftest import export_line
 from tests.services import REPO, service_environment
 from tests.shared.test_queries import (

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from shared.apply import ExportApplier
-from shared.models import Tenant
+from shared.exports.applier import ExportApplier
+from shared.store.tables import Tenant
 from tests.conftest import export_line
 from tests.services import MailCatcher
 from tests.shared.test_cli import syncguard

@@ -7,9 +7,9 @@ import json
 
 from sqlalchemy import select
 
-from shared.api_tokens import tenant_of_secret
-from shared.db import transaction
-from shared.models import ApiToken, Tenant
+from shared.store.engine import transaction
+from shared.store.tables import ApiToken, Tenant
+from shared.tenants.tokens import tenant_of_secret
 from tests.shared.test_cli import assert_clean_failure, invoke, syncguard, syncguard_json
 
 

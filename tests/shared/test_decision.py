@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.decision import (
+from shared.core.decision import (
     CurrentState,
     DesiredState,
     ExportPlan,
@@ -16,7 +16,7 @@ from shared.decision import (
     PropertyName,
     plan_export,
 )
-from shared.values import parse_proxy_address, value_key
+from shared.core.values import parse_proxy_address, value_key
 from tests.directory_model import ModelTenant
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

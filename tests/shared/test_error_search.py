@@ -7,10 +7,12 @@ from collections.abc import Callable
 import pytest
 
 from shared import queries
-from shared.apply import ExportApplier
-from shared.db import transaction
-from shared.models import Tenant
-from shared.queries import ErrorFilter, SortDirection
+from shared.exports.applier import ExportApplier
+from shared.queries import error_search
+from shared.queries.options import SortDirection
+from shared.queries.provisioning_errors import ErrorFilter, entries_with_holders, error_row
+from shared.store.engine import transaction
+from shared.store.tables import Tenant
 from tests.conftest import export_line
 
 
@@ -47,9 +49,9 @@ def test_every_strategy_finds_the_same_entries_in_the_same_order(
         row_by_row = queries.list_provisioning_errors(
             session, conflicted, category="PropertyConflict", search=search, sort_direction=direction, limit=None
         )
-        monkeypatch.setattr(queries, "_WINDOW", 7)  # many small windows, so the reading crosses them
-        monkeypatch.setattr(queries, "_MAX_WINDOWS", float("inf"))  # never hand over to the index
-        in_windows = queries._first_matches_in_order(session, conflicted, wanted, direction, limit=10**6)
+        monkeypatch.setattr(error_search, "_WINDOW", 7)  # many small windows, so the reading crosses them
+        monkeypatch.setattr(error_search, "_MAX_WINDOWS", float("inf"))  # never hand over to the index
+        in_windows = error_search._first_matches_in_order(session, conflicted, wanted, direction, limit=10**6)
         assert in_windows is not None
         by_index = queries.list_provisioning_errors(
             session, conflicted, category="PropertyConflict", search=search, sort_direction=direction, limit=15
@@ -63,10 +65,10 @@ def test_every_strategy_finds_the_same_entries_in_the_same_order(
 def test_the_index_form_matches_what_the_row_by_row_form_matches(conflicted: Tenant) -> None:
     with transaction() as session:
         for search in ("person", "shared3@", "_x%"):
-            plain = queries._provisioning_errors().where(*ErrorFilter(search=search).conditions(conflicted))
-            indexed = queries._provisioning_errors().where(
-                *ErrorFilter().conditions(conflicted), queries._search_by_index(conflicted, search)
+            plain = entries_with_holders().where(*ErrorFilter(search=search).conditions(conflicted))
+            indexed = entries_with_holders().where(
+                *ErrorFilter().conditions(conflicted), error_search._search_by_index(conflicted, search)
             )
-            assert sorted(_keys([queries._error_row(r) for r in session.execute(plain)])) == sorted(
-                _keys([queries._error_row(r) for r in session.execute(indexed)])
+            assert sorted(_keys([error_row(r) for r in session.execute(plain)])) == sorted(
+                _keys([error_row(r) for r in session.execute(indexed)])
             )

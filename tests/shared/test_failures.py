@@ -1,4 +1,4 @@
-"""Failed exports and dead letters (shared.failures): what is kept, against which object, and listed where."""
+"""Failed exports and dead letters (shared.exports.failures): what is kept, against which object, and listed where."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import delete
 
-from shared.apply import ExportApplier
-from shared.db import transaction
-from shared.failures import record_dead_letter, record_failure, retry_candidates, unattributed
-from shared.models import FailedExport, Tenant
-from shared.schemas import ErrorCode, ExportRejected
+from shared.core.export import ErrorCode, ExportRejected
+from shared.exports.applier import ExportApplier
+from shared.exports.failures import record_dead_letter, record_failure, retry_candidates, unattributed
+from shared.store.engine import transaction
+from shared.store.tables import FailedExport, Tenant
 from tests.conftest import export_line
 
 

@@ -9,8 +9,8 @@ import uuid
 import pytest
 from redis import Redis
 
-from shared import locks as locks_module
-from shared.locks import LockManager, LocksBusy, export_lock_keys, object_lock_key, value_lock_key
+from shared.locks import manager as locks_module
+from shared.locks.manager import LockManager, LocksBusy, export_lock_keys, object_lock_key, value_lock_key
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from shared.migrate import upgrade
-from shared.models import Base
+from shared.store.migrate import upgrade
+from shared.store.tables import Base
 
 
 def _drift(engine_url: str) -> list[object]:

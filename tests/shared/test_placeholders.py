@@ -8,11 +8,12 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import delete, insert, select
 
-from shared.apply import ExportApplier
-from shared.db import get_engine
-from shared.models import ClaimedValue, DirectoryObject, Tenant, utcnow
-from shared.store import PlaceholdersExhausted, TenantInfo, _placeholder_digit_batches, mint_placeholder
-from shared.values import placeholder_upn, value_key
+from shared.core.values import placeholder_upn, value_key
+from shared.directory.objects import TenantInfo
+from shared.directory.placeholders import PlaceholdersExhausted, _placeholder_digit_batches, mint_placeholder
+from shared.exports.applier import ExportApplier
+from shared.store.engine import get_engine
+from shared.store.tables import ClaimedValue, DirectoryObject, Tenant, utcnow
 from tests.conftest import export_line
 
 WANTED = "crowded@contoso.com"

@@ -1,4 +1,4 @@
-"""Batch progress and the pending ledger (shared.progress), and the delivery counter (shared.deliveries)."""
+"""Batch progress and the pending ledger (shared.exports.post_ledger), and the delivery counter (shared.exports.crash_counter)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import uuid
 import pytest
 from redis import Redis
 
-from shared import progress
-from shared.deliveries import DeliveryId, begin_batch, begin_delivery, end_deliveries, end_delivery
+from shared.exports import post_ledger as progress
+from shared.exports.crash_counter import DeliveryId, begin_batch, begin_delivery, end_deliveries, end_delivery
 
 
 @pytest.fixture

@@ -10,19 +10,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from shared.apply import ExportApplier
-from shared.db import transaction
-from shared.models import DirectoryObject, ProvisioningError, Tenant, utcnow
-from shared.queries import (
-    DEFAULT_LIMIT,
-    PROPERTY_CONFLICT,
-    iso_utc,
-    list_failures,
-    list_objects,
-    list_provisioning_errors,
-    property_value_key,
-    show_object,
-)
+from shared.core.timestamps import iso_utc
+from shared.exports.applier import ExportApplier
+from shared.queries.error_search import list_provisioning_errors
+from shared.queries.failures import list_failures
+from shared.queries.objects import list_objects, show_object
+from shared.queries.options import DEFAULT_LIMIT, PROPERTY_CONFLICT
+from shared.queries.provisioning_errors import property_value_key
+from shared.store.engine import transaction
+from shared.store.tables import DirectoryObject, ProvisioningError, Tenant, utcnow
 from tests.conftest import export_line
 
 

@@ -1,4 +1,4 @@
-"""When a pending export counts as stranded, and what redelivery sends (shared.redelivery)."""
+"""When a pending export counts as stranded, and what redelivery sends (shared.exports.redelivery)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import pytest
 from celery import Celery
 from redis import Redis
 
-from shared import progress
-from shared.producer import producer_app
-from shared.redelivery import redeliver_stranded
+from shared.exports import post_ledger as progress
+from shared.exports.producer import producer_app
+from shared.exports.redelivery import redeliver_stranded
+from shared.messaging import EXPORTS_QUEUE
 from shared.settings import Settings
-from shared.task_names import EXPORTS_QUEUE
 from tests.services import TEST_REDIS_URL
 
 BROKER_URL = TEST_REDIS_URL.rsplit("/", 1)[0] + "/11"  # nothing consumes it

@@ -8,11 +8,11 @@ from email.message import EmailMessage
 import pytest
 from redis import Redis
 
-from shared.apply import ExportApplier
-from shared.locks import LockManager
-from shared.models import Tenant
-from shared.reporting import report_lock_key, send_error_reports
+from shared.exports.applier import ExportApplier
+from shared.locks.manager import LockManager
+from shared.reports.sending import report_lock_key, send_error_reports
 from shared.settings import Settings
+from shared.store.tables import Tenant
 from tests.conftest import export_line
 from tests.services import MailCatcher
 

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from shared.apply import ExportApplier
-from shared.db import transaction
-from shared.models import Tenant
-from shared.tenants import Feature, enable_feature
+from shared.exports.applier import ExportApplier
+from shared.store.engine import transaction
+from shared.store.tables import Tenant
+from shared.tenants.registry import Feature, enable_feature
 from tests.conftest import export_line
 from tests.workers.helpers import failures, object_view
 

@@ -10,12 +10,13 @@ import pytest
 from redis import Redis
 from sqlalchemy import select
 
-from shared.apply import ExportApplier, RetryLater
-from shared.db import transaction
-from shared.locks import LockManager
-from shared.models import ClaimedValue, DirectoryObject, ProvisioningError, Tenant
+from shared.core.values import parse_proxy_address, value_key
+from shared.exports.applier import ExportApplier
+from shared.exports.outcomes import RetryLater
+from shared.locks.manager import LockManager
 from shared.settings import get_settings
-from shared.values import parse_proxy_address, value_key
+from shared.store.engine import transaction
+from shared.store.tables import ClaimedValue, DirectoryObject, ProvisioningError, Tenant
 from tests.conftest import export_line
 from tests.services import TEST_REDIS_URL
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from shared.schemas import ErrorCode, ExportRejected, ObjectClass, parse_export
-from shared.values import (
+from shared.core.export import ErrorCode, ExportRejected, ObjectClass, parse_export
+from shared.core.values import (
     InvalidValue,
     is_placeholder_for,
     parse_proxy_address,

@@ -10,12 +10,12 @@ from typing import Any
 from redis import Redis
 from sqlalchemy import select
 
-from shared.db import transaction
-from shared.models import ClaimedValue, DirectoryObject, FailedExport, ProvisioningError, Tenant
-from shared.producer import PostResult, post_exports, producer_app
-from shared.progress import outcomes, wait_for
+from shared.exports.post_ledger import outcomes, wait_for
+from shared.exports.producer import PostResult, post_exports, producer_app
+from shared.messaging import APPLY_EXPORT, EXPORTS_QUEUE
 from shared.settings import get_settings
-from shared.task_names import APPLY_EXPORT, EXPORTS_QUEUE
+from shared.store.engine import transaction
+from shared.store.tables import ClaimedValue, DirectoryObject, FailedExport, ProvisioningError, Tenant
 from tests.services import queue_lengths
 
 

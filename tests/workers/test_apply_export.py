@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from shared.models import Tenant
+from shared.store.tables import Tenant
 from tests.conftest import export_line
 from tests.workers.helpers import failures, object_view, post_and_wait, send_raw
 

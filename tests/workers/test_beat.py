@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from shared.settings import Settings
-from shared.task_names import (
+from shared.messaging import (
     MAINTENANCE_QUEUE,
     REDELIVER_STRANDED_EXPORTS,
     RELEASE_RESOLVED_CONFLICTS,
     SEND_ERROR_REPORTS,
 )
+from shared.settings import Settings
 from tests.services import REPO, TEST_REDIS_URL, service_environment
 from workers.maintenance import beat_schedule
 

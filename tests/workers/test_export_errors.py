@@ -7,8 +7,8 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import DataError, IntegrityError, InternalError, OperationalError
 
-from shared.apply import RetryLater
-from shared.locks import LocksBusy
+from shared.exports.outcomes import RetryLater
+from shared.locks.manager import LocksBusy
 from workers.exports import is_transient
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from shared.models import Tenant
+from shared.store.tables import Tenant
 from tests.conftest import ARTIFACTS
 from tests.invariants import assert_race_invariants, race_workload
 from tests.workers.helpers import failures, post_and_wait, wait_until_idle

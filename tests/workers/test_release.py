@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from shared.apply import ExportApplier
-from shared.models import Tenant
-from shared.release import sweep
-from shared.values import value_key
+from shared.core.values import value_key
+from shared.exports.applier import ExportApplier
+from shared.release.sweep import sweep
+from shared.store.tables import Tenant
 from tests.conftest import export_line
 from tests.services import TEST_REDIS_URL, Workers, running_workers
 from tests.workers.helpers import (
@@ -177,10 +177,10 @@ def slow_path_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
 def test_with_the_fast_path_off_only_the_sweep_task_releases(
     tenant: Tenant, slow_path_workers: tuple[Workers, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared.producer import post_exports, producer_app
-    from shared.progress import wait_for
+    from shared.exports.post_ledger import wait_for
+    from shared.exports.producer import post_exports, producer_app
+    from shared.messaging import MAINTENANCE_QUEUE, RELEASE_RESOLVED_CONFLICTS
     from shared.settings import Settings
-    from shared.task_names import MAINTENANCE_QUEUE, RELEASE_RESOLVED_CONFLICTS
 
     _, broker = slow_path_workers
     monkeypatch.setenv("CELERY_BROKER_URL", broker)  # Celery lets this variable win over any argument
@@ -206,7 +206,7 @@ def test_with_the_fast_path_off_only_the_sweep_task_releases(
 def test_workers_count_each_new_quarantine_and_each_release_for_the_metrics(
     tenant: Tenant, redis_client: Redis, workers: Workers
 ) -> None:
-    from shared.activity import totals
+    from shared.metrics.activity import totals
 
     before = totals(redis_client)
     post_and_wait(redis_client, [export_line(tenant.name, "first", userPrincipalName="counted@contoso.com")])

@@ -1,0 +1,369 @@
+"""Apply exports (or release one waiting value) under value locks, in one transaction.
+
+The order is fixed: validate, lock the object and every value it wants (all-or-nothing), then one
+transaction that reads the object, locks whatever else it holds, decides with `plan_export` and
+writes the plan. Values freed by the commit that others wait for are returned so the caller
+releases them after commit, never before.
+
+`apply_many` does the same for a batch: one lock call for every export's set, then one
+transaction that applies them one after another, so the commit and the lock round trips are paid
+once per batch instead of once per export.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from shared.core.decision import DesiredState, LegacyRejection, plan_delete, plan_export
+from shared.core.export import ErrorCode, Export, ExportRejected, parse_export
+from shared.directory.claims import (
+    ClaimTaken,
+    earliest_waiter_anchor,
+    is_held,
+    keys_with_waiters,
+    write_claims_and_entries,
+)
+from shared.directory.objects import (
+    TenantInfo,
+    current_features,
+    desired_state_of,
+    insert_object,
+    lock_object_row,
+    read_object_state,
+    update_object,
+)
+from shared.directory.placeholders import effective_upn
+from shared.exports.failures import clear_failures, record_failure
+from shared.exports.outcomes import Outcome, RetryLater
+from shared.exports.refusals import class_change, legacy_rejection, message_text
+from shared.exports.tenant_cache import TenantDirectory
+from shared.locks.manager import LockManager, LocksBusy, export_lock_keys, new_token, value_lock_key
+from shared.settings import Settings
+from shared.store.engine import get_engine, transaction
+from shared.store.tables import utcnow
+
+log = logging.getLogger(__name__)
+
+# serialization_failure, deadlock_detected: PostgreSQL rolled one of two racing transactions back.
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+
+LockMore = Callable[[set[str]], None]
+
+
+class _NeedsMoreLocks(Exception):
+    """The object holds values outside the lock set and they are busy: start over with all of them."""
+
+    def __init__(self, keys: set[str]) -> None:
+        super().__init__(f"{len(keys)} more value(s) to lock")
+        self.keys = keys
+
+
+class _Refused(Exception):
+    """The export cannot apply as sent; raised to roll back, then recorded in its own transaction."""
+
+    def __init__(self, rejection: ExportRejected) -> None:
+        super().__init__(rejection.message)
+        self.rejection = rejection
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchEntry:
+    """One valid export of a batch, with the lock keys it needs."""
+
+    index: int
+    tenant: TenantInfo
+    export: Export
+    desired: DesiredState
+    keys: list[str]
+
+
+def _failed(rejected: ExportRejected) -> Outcome:
+    with transaction() as session:
+        record_failure(session, rejected)
+    return Outcome("failed", rejected.tenant, error_code=rejected.code.value, message=rejected.message)
+
+
+class ExportApplier:
+    """Owns the lock manager, settings and tenant cache one worker process uses for every export."""
+
+    def __init__(self, locks: LockManager, settings: Settings, attempts: int = 3) -> None:
+        self.locks = locks
+        self.settings = settings
+        self.attempts = attempts
+        self.tenants = TenantDirectory()
+
+    def apply(self, message: str | bytes | dict[str, Any]) -> Outcome:
+        """Apply one export message; every invalid input ends as a recorded failure, not an exception."""
+        try:
+            export = parse_export(message, max_proxy_addresses=self.settings.max_proxy_addresses)
+        except ExportRejected as rejected:
+            return _failed(rejected)
+        tenant = self.tenants.get(export.tenant)
+        if tenant is None:
+            return _failed(
+                ExportRejected(
+                    ErrorCode.DATA_VALIDATION_FAILED,
+                    f"tenant {export.tenant!r} does not exist; create it with 'syncguard tenant create'",
+                    tenant=export.tenant,
+                    source_anchor=export.source_anchor,
+                    object_class=export.object_class.value,
+                    raw=message_text(export),
+                )
+            )
+        desired = DesiredState(upn=export.upn, proxy_addresses=export.proxy_addresses)
+        try:
+            return self._with_retries(
+                lambda connection, lock_more: self._write_export(connection, lock_more, tenant, export, desired),
+                tenant,
+                export.source_anchor,
+                set(desired.wanted()),
+            )
+        except _Refused as refused:
+            return _failed(refused.rejection)
+
+    def apply_many(self, messages: Sequence[str | bytes | dict[str, Any]]) -> list[Outcome | None]:
+        """Apply a batch of exports in one transaction; `None` marks one to hand to `apply` alone.
+
+        An export goes alone when its message or tenant is invalid (`apply` records why), when
+        another holder has one of its keys (`apply` waits for them), and all of them go alone when
+        anything fails the batch as a whole: each then gets its own retries. Exports of the batch
+        that share keys apply in message order and see each other's writes, as if one after another.
+        """
+        outcomes: list[Outcome | None] = [None] * len(messages)
+        entries = [e for e in (self._batch_entry(i, m) for i, m in enumerate(messages)) if e is not None]
+        if not entries:
+            return outcomes
+        token = new_token()
+        locked: set[str] = set()  # what the token holds: the sets taken, and values added by lock_more
+        refused: dict[int, ExportRejected] = {}
+        try:
+            taken = self.locks.try_acquire_each([entry.keys for entry in entries], token)
+            locked.update(key for entry, ok in zip(entries, taken, strict=True) if ok for key in entry.keys)
+            with get_engine().begin() as connection:
+                for entry, ok in zip(entries, taken, strict=True):
+                    if not ok:
+                        continue
+                    lock_more = self._batch_lock_more(entry.tenant.name, token, locked)
+                    try:
+                        outcomes[entry.index] = self._write_export(
+                            connection, lock_more, entry.tenant, entry.export, entry.desired
+                        )
+                    except _Refused as refusal:
+                        refused[entry.index] = refusal.rejection
+                    except _NeedsMoreLocks:
+                        pass  # read, nothing written: it goes alone, after this commit
+        except Exception as exc:
+            log.info("a batch of %d exports did not apply (%s); each goes alone", len(messages), exc)
+            return [None] * len(messages)
+        finally:
+            self._release_quietly(sorted(locked.union(*(entry.keys for entry in entries))), token)
+        for index, rejection in refused.items():
+            outcomes[index] = _failed(rejection)
+        return outcomes
+
+    def _batch_entry(self, index: int, message: str | bytes | dict[str, Any]) -> _BatchEntry | None:
+        try:
+            export = parse_export(message, max_proxy_addresses=self.settings.max_proxy_addresses)
+        except ExportRejected:
+            return None
+        tenant = self.tenants.get(export.tenant)
+        if tenant is None:
+            return None
+        desired = DesiredState(upn=export.upn, proxy_addresses=export.proxy_addresses)
+        keys = export_lock_keys(tenant.name, export.source_anchor, desired.wanted())
+        return _BatchEntry(index, tenant, export, desired, keys)
+
+    def _batch_lock_more(self, tenant: str, token: str, locked: set[str]) -> LockMore:
+        """Values an export of the batch holds beyond those it wants: taken with the batch's token."""
+
+        def lock_more(wanted: set[str]) -> None:
+            missing = sorted({value_lock_key(tenant, k) for k in wanted} - locked)
+            if not missing:
+                return
+            try:
+                self.locks.try_acquire(missing, token=token)
+            except LocksBusy:
+                raise _NeedsMoreLocks(set(wanted)) from None
+            locked.update(missing)
+
+        return lock_more
+
+    def _release_quietly(self, keys: list[str], token: str) -> None:
+        """Give the batch's keys back; if Redis does not answer, they expire after LOCK_TTL_MS."""
+        try:
+            self.locks.release(keys, token)
+        except Exception as exc:
+            log.warning("could not give back %d lock(s), they expire on their own: %s", len(keys), exc)
+
+    def release(self, tenant_name: str, key: str) -> Outcome:
+        """Give a freed value to the earliest object waiting for it, if it is free."""
+        tenant = self.tenants.get(tenant_name)
+        if tenant is None:
+            return Outcome("nothing-to-release")
+        with get_engine().connect() as connection:
+            anchor = earliest_waiter_anchor(connection, tenant.id, key)
+            if anchor is None or is_held(connection, tenant.id, key):
+                return Outcome("nothing-to-release", tenant.name)
+        return self.release_to(tenant_name, anchor, key)
+
+    def release_to(self, tenant_name: str, anchor: str, key: str) -> Outcome:
+        """Give `key` to the waiting object `anchor` (the sweep has already found it), if still free."""
+        tenant = self.tenants.get(tenant_name)
+        if tenant is None:
+            return Outcome("nothing-to-release")
+        return self._with_retries(
+            lambda connection, lock_more: self._release_to(connection, lock_more, tenant, anchor, key),
+            tenant,
+            anchor,
+            {key},
+        )
+
+    def _with_retries(
+        self,
+        write: Callable[[Connection, LockMore], Outcome],
+        tenant: TenantInfo,
+        source_anchor: str,
+        lock_set: set[str],
+    ) -> Outcome:
+        """Lock, run one transaction, and start over after a lost race; decisions are re-made on fresh reads."""
+        for _ in range(self.attempts):
+            try:
+                with self._locked(tenant.name, source_anchor, lock_set) as lock_more:
+                    with get_engine().begin() as connection:
+                        return write(connection, lock_more)
+            except _NeedsMoreLocks as more:
+                lock_set = lock_set | more.keys
+            except (IntegrityError, ClaimTaken) as exc:
+                log.info("lost a race at the uniqueness guard, applying again: %s", exc)
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) not in _TRANSIENT_SQLSTATES:
+                    raise
+                log.info("the database rolled back a conflicting transaction, applying again: %s", exc.orig)
+        raise RetryLater("the object's values kept changing under it")
+
+    @contextmanager
+    def _locked(self, tenant: str, source_anchor: str, lock_set: set[str]) -> Iterator[LockMore]:
+        """Hold the object's and `lock_set`'s keys; yield a way to add keys without waiting for them.
+
+        Values the object already holds are only known once its row is read; when they are busy,
+        everything is given back and the export starts over with the full set (never a deadlock).
+        """
+        with ExitStack() as stack:
+            keys = export_lock_keys(tenant, source_anchor, lock_set)
+            stack.enter_context(self.locks.holding(keys, self.settings.lock_wait_s))
+            locked = set(lock_set)
+
+            def lock_more(wanted: set[str]) -> None:
+                missing = wanted - locked
+                if not missing:
+                    return
+                extra = sorted(value_lock_key(tenant, k) for k in missing)
+                try:
+                    token = self.locks.try_acquire(extra)
+                except LocksBusy:
+                    raise _NeedsMoreLocks(missing) from None
+                stack.callback(self.locks.release, extra, token)
+                locked.update(missing)
+
+            yield lock_more
+
+    def _write_export(
+        self, connection: Connection, lock_more: LockMore, tenant: TenantInfo, export: Export, desired: DesiredState
+    ) -> Outcome:
+        obj = lock_object_row(connection, tenant, export.source_anchor)
+        if obj is not None and obj.last_sequence >= export.sequence:
+            return Outcome("skipped", tenant.name, obj.object_id)
+        if (
+            obj is not None
+            and not obj.deleted
+            and not export.is_delete
+            and obj.object_class != export.object_class.value
+        ):
+            raise _Refused(class_change(export, obj))
+        state = read_object_state(connection, tenant, export.source_anchor, obj, desired.wanted())
+        current, holders = state.current, state.holders
+        lock_more(set(current.held))
+        now = utcnow()
+        if export.is_delete:
+            plan = plan_delete(current)
+        else:
+            decided = plan_export(desired, current, holders, tenant.features, now)
+            if isinstance(decided, LegacyRejection):
+                # The cache may predate an admin enabling resiliency (features only go from off to on):
+                # refuse only on the features as committed now.
+                fresh = current_features(connection, tenant.id)
+                if fresh != tenant.features:
+                    self.tenants.forget(tenant.name)
+                    decided = plan_export(desired, current, holders, fresh, now)
+            if isinstance(decided, LegacyRejection):
+                raise _Refused(legacy_rejection(connection, export, decided))
+            plan = decided
+        upn = effective_upn(tenant, desired, plan)
+        values: dict[str, Any] = {
+            "object_class": export.object_class.value if obj is None or not export.is_delete else obj.object_class,
+            "display_name": export.display_name,
+            "wanted_upn": export.upn,
+            "upn": upn,
+            "wanted_proxy_addresses": [p.raw for p in export.proxy_addresses],
+            "proxy_addresses": list(plan.proxy_addresses),
+            "attributes": export.attributes,
+            "last_sequence": export.sequence,
+            "deleted": export.is_delete,
+            "updated_at": now,
+        }
+        if obj is None:
+            obj = insert_object(connection, tenant, export.source_anchor, values)
+        else:
+            if obj.deleted and not export.is_delete:
+                values["object_id"] = obj.object_id = str(uuid.uuid4())  # re-created: a new cloud object
+            update_object(connection, obj, values)
+        claimed_upn = write_claims_and_entries(connection, tenant, obj, current, plan, desired, upn, now)
+        if claimed_upn != upn:
+            update_object(connection, obj, {"upn": claimed_upn})
+        newly = sum(1 for q in plan.open_quarantines if current.quarantines.get(q.key) != q)
+        if state.has_failures:
+            clear_failures(connection, tenant.name, export.source_anchor, export.sequence)
+        return Outcome(
+            "applied",
+            tenant.name,
+            obj.object_id,
+            quarantined=tuple(sorted(plan.quarantined)),
+            freed_with_waiters=tuple(keys_with_waiters(connection, tenant.id, plan.release)),
+            newly_quarantined=newly,
+        )
+
+    def _release_to(
+        self, connection: Connection, lock_more: LockMore, tenant: TenantInfo, anchor: str, key: str
+    ) -> Outcome:
+        """Re-plan the waiter's last desired state: with the value free, the plan claims it."""
+        obj = lock_object_row(connection, tenant, anchor)
+        if obj is None or obj.deleted:
+            return Outcome("nothing-to-release", tenant.name)
+        desired = desired_state_of(obj)
+        wanted = desired.wanted()
+        state = read_object_state(connection, tenant, anchor, obj, wanted)
+        current, holders = state.current, state.holders
+        lock_more(set(current.held) | set(wanted))
+        now = utcnow()
+        plan = plan_export(desired, current, holders, tenant.features, now)
+        if isinstance(plan, LegacyRejection) or key not in wanted or key in plan.quarantined:
+            return Outcome("nothing-to-release", tenant.name, obj.object_id)
+        upn = effective_upn(tenant, desired, plan)
+        update_object(connection, obj, {"upn": upn, "proxy_addresses": list(plan.proxy_addresses)})
+        claimed_upn = write_claims_and_entries(connection, tenant, obj, current, plan, desired, upn, now)
+        if claimed_upn != upn:
+            update_object(connection, obj, {"upn": claimed_upn})
+        return Outcome(
+            "released",
+            tenant.name,
+            obj.object_id,
+            freed_with_waiters=tuple(keys_with_waiters(connection, tenant.id, plan.release)),
+        )

@@ -1,0 +1,1 @@
+"""Value locks in Redis: key naming, all-or-nothing acquisition with a TTL, release by token."""

@@ -1,0 +1,1 @@
+"""Release: give each quarantined value that nobody holds any more to its earliest waiter."""

@@ -1,0 +1,1 @@
+"""Tenants, their two resiliency features (enabled for good), and their API tokens."""

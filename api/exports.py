@@ -21,7 +21,7 @@ router = APIRouter(tags=["exports"])
 _BODY_SCHEMA: dict[str, Any] = {
     "type": "array",
     "items": ExportMessage.model_json_schema(),
-    "description": "Export messages (DESIGN §2). JSON lines (one export per line) are accepted too, "
+    "description": "Export messages (docs/design.md §2). JSON lines (one export per line) are accepted too, "
     "as any body that does not start with '['.",
 }
 

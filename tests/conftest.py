@@ -91,7 +91,7 @@ def workers(redis_client: Redis) -> Iterator[Any]:
 def export_line(
     tenant: str, anchor: str, object_class: str = "User", sequence: int = 1, operation: str = "add", **attributes: Any
 ) -> str:
-    """One export message as a producer would post it (DESIGN §2)."""
+    """One export message as a producer would post it (docs/design.md §2, the export message)."""
     message: dict[str, Any] = {
         "tenant": tenant,
         "sourceAnchor": anchor,

@@ -1,4 +1,4 @@
-"""The export message (DESIGN §2) and its validation into a domain `Export`.
+"""The export message (docs/design.md §2) and its validation into a domain `Export`.
 
 Everything a producer can get wrong becomes an `ExportRejected` carrying an error code and a
 message that names the field and the value, so the worker records it and moves on.
@@ -61,7 +61,7 @@ class ExportRejected(Exception):
 
 
 class ExportMessage(BaseModel):
-    """The wire format, exactly as DESIGN §2 gives it; strict so `"1"` is not a sequence."""
+    """The wire format, exactly as docs/design.md §2 gives it; strict so `"1"` is not a sequence."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 

@@ -41,7 +41,7 @@ class ProvisioningErrorRow:
     holder_display_name: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """The DESIGN §3 shape of `errors list --json`, exactly."""
+        """The docs/design.md §3 (command line) shape of `errors list --json`, exactly."""
         return {
             "objectId": self.object_id,
             "sourceAnchor": self.source_anchor,

@@ -69,7 +69,7 @@ WITH_INPUTS = [
 ]
 # Checks that contradict the contract on purpose, by operation:
 EXCLUDED_CHECKS = {
-    # An array with bad items is 202: each bad item is rejected and recorded (DESIGN §2), never the whole post.
+    # An array with bad items is 202: each bad item is rejected and recorded (docs/design.md §2), never the whole post.
     "POST /v1/tenants/{tenant}/exports": [negative_data_rejection],
     # skipToken is opaque: only tokens this service made are valid, which a schema cannot say.
     "GET /v1/tenants/{tenant}/provisioningErrors": [positive_data_acceptance],

@@ -1,6 +1,6 @@
 """The processes a fault test starts, breaks and restarts itself, all on loopback.
 
-A broker Redis of its own, durable the way README "Durability" says (AOF, fsync every second,
+A broker Redis of its own, durable the way docs/durability.md says (AOF, fsync every second,
 never evict) on a fixed port and data directory, so it can be killed and started again with what it
 had written; Celery worker nodes, each in its own process group, that can be killed with SIGKILL,
 paused with SIGSTOP or shut down with SIGTERM; and a beat for the periodic redelivery.

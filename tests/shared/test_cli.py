@@ -1,4 +1,4 @@
-"""The `syncguard` command line as DESIGN §3 states it: commands, options, JSON shapes, exit codes.
+"""The `syncguard` command line as docs/design.md §3 states it: commands, options, JSON shapes, exit codes.
 
 Exit codes and JSON are checked on a real subprocess, the way outside tests drive it; the human
 output and the finer filters use click's runner in-process.

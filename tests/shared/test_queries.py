@@ -1,4 +1,4 @@
-"""Read-side queries on real PostgreSQL, with data made by the real apply code (DESIGN §1, §3)."""
+"""Read-side queries on real PostgreSQL, with data made by the real apply code (docs/design.md §1, §3)."""
 
 from __future__ import annotations
 

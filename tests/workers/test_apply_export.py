@@ -1,4 +1,4 @@
-"""`apply_export` on real worker processes, real Redis and real PostgreSQL (DESIGN §1, §2)."""
+"""`apply_export` on real worker processes, real Redis and real PostgreSQL (docs/design.md §1, §2)."""
 
 from __future__ import annotations
 

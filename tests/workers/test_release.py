@@ -1,4 +1,4 @@
-"""Giving quarantined values back (DESIGN §1 Release): fast path on real workers, and the sweep."""
+"""Giving quarantined values back (docs/design.md §1.7, release): fast path on real workers, and the sweep."""
 
 from __future__ import annotations
 

@@ -8,12 +8,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-# The runtime dependencies only: no `[test]` extras, no tests, benchmarks or scripts (.dockerignore).
-COPY pyproject.toml README.md ./
+# The runtime dependencies only, pinned with hashes (requirements.lock; ./scripts/lock refreshes it),
+# then the project itself with no dependencies of its own: no `[test]` extras, no tests, benchmarks or
+# scripts (.dockerignore).
+COPY requirements.lock pyproject.toml README.md ./
 COPY shared ./shared
 COPY workers ./workers
 COPY api ./api
-RUN pip install . \
+RUN pip install --require-hashes -r requirements.lock \
+ && pip install . --no-deps \
  && rm -rf build *.egg-info \
  && useradd --system --uid 10001 --user-group --home-dir /app --no-create-home syncguard
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
@@ -12,13 +13,15 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import OperationalError as DatabaseUnreachable
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import directory, exports, features, operations, report
 from api.auth import TenantNotFound
 from api.services import Services
-from shared.settings import Settings, get_settings
+from shared.exports.transient import is_unavailable
+from shared.settings import Settings
 
 DESCRIPTION = """\
 Post directory-sync exports and read what syncguard made of them: provisioning errors (duplicate
@@ -28,6 +31,7 @@ Every `/v1/tenants/{tenant}/...` call needs one of the tenant's API tokens as
 `Authorization: Bearer <token>` (`syncguard tenant token create --tenant T`). A token for another
 tenant gets 404. The web report for people is at `/report`.
 """
+RETRY_AFTER_S = "5"  # seconds; a database or Redis outage the service rides out is usually that short
 
 
 class SecurityHeaders:
@@ -41,7 +45,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
-        async def with_headers(message: dict) -> None:  # type: ignore[type-arg]
+        async def with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers += [
@@ -60,7 +64,7 @@ class SecurityHeaders:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -95,16 +99,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             message=f"There is no report of tenant {exc.tenant} for this token.",
         )
 
-    @app.exception_handler(DatabaseUnreachable)
-    def database_unavailable(request: Request, exc: DatabaseUnreachable) -> Response:
-        return JSONResponse({"detail": "the database is unavailable; try again shortly"}, status_code=503)
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    def database_unavailable(request: Request, exc: Exception) -> Response:
+        if not is_unavailable(exc):
+            raise exc  # a defect, not an outage: the server error it is
+        return JSONResponse(
+            {"detail": "the database is unavailable; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": RETRY_AFTER_S},
+        )
 
     @app.exception_handler(RedisConnectionError)
     @app.exception_handler(RedisTimeoutError)
     def redis_unavailable(request: Request, exc: Exception) -> Response:
-        return JSONResponse({"detail": "Redis is unavailable; try again shortly"}, status_code=503)
+        return JSONResponse(
+            {"detail": "Redis is unavailable; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": RETRY_AFTER_S},
+        )
 
     return app
 
 
-app = create_app()
+_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """`api.app:app`, as uvicorn is told to serve it: built from the environment on first use."""
+    global _app
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _app is None:
+        _app = create_app()
+    return _app

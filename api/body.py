@@ -63,7 +63,7 @@ def is_json_array(body: IO[bytes]) -> bool:
 def text_of(body: IO[bytes]) -> io.TextIOWrapper:
     """The body as text; invalid UTF-8 is replaced, so such a line is rejected with its text kept."""
     body.seek(0)
-    return io.TextIOWrapper(body, encoding="utf-8-sig", errors="replace", newline="")  # type: ignore[arg-type]
+    return io.TextIOWrapper(body, encoding="utf-8-sig", errors="replace", newline="")
 
 
 def json_lines(text: io.TextIOWrapper) -> Iterator[str]:

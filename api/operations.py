@@ -13,14 +13,13 @@ from sqlalchemy import text
 
 from api.schemas import Health
 from api.services import Services, services
-from shared.messaging import EXPORTS_QUEUE, MAINTENANCE_QUEUE, RELEASES_QUEUE
+from shared.messaging import QUEUES
 from shared.metrics import activity
 from shared.metrics.counts import service_counts
 from shared.store.engine import transaction
 
 router = APIRouter(tags=["operations"])
 
-QUEUES = (EXPORTS_QUEUE, RELEASES_QUEUE, MAINTENANCE_QUEUE)
 PROPERTY_NAMES = ("UserPrincipalName", "ProxyAddresses")
 OBJECT_TYPES = ("User", "Group", "Contact")
 
@@ -39,7 +38,7 @@ def _first_line(error: Exception) -> str:
 def healthz(response: Response, found: Annotated[Services, Depends(services)]) -> Health:
     database = redis = "ok"
     try:
-        with transaction() as session:
+        with transaction(found.settings.database_url) as session:
             session.execute(text("SELECT 1"))
     except Exception as exc:
         database = _first_line(exc)
@@ -77,7 +76,7 @@ class ScrapeTimeCollector(Collector):
             "Quarantined values handed to their waiter.",
             value=totals.quarantines_released,
         )
-        with transaction() as session:
+        with transaction(self.found.settings.database_url) as session:
             counts = service_counts(session)
         yield _gauge(
             "syncguard_quarantines_open",

@@ -99,8 +99,8 @@ class ConflictQuery:
             object_type=_choice(args.get("type"), OBJECT_TYPES),
             property_name=_choice(args.get("property"), PROPERTIES),
             search=search,
-            sort=SortField(_choice(args.get("sort"), SORTS, SortField.NONE.value)),
-            direction=SortDirection(_choice(args.get("dir"), {"Ascending", "Descending"}, "Ascending")),
+            sort=SortField(_choice(args.get("sort"), SORTS) or SortField.NONE.value),
+            direction=SortDirection(_choice(args.get("dir"), {"Ascending", "Descending"}) or "Ascending"),
         )
 
     def error_filter(self) -> ErrorFilter:

@@ -25,6 +25,8 @@ from typing import Any
 
 from redis import Redis
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout: `harness` is not installed
+
 from harness.local_services import ServiceFailed, Workers, private_redis, redis_answers
 from shared.cli.text_tables import render_table
 from shared.messaging import RELEASES_QUEUE

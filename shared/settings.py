@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         return self.worker_prefetch_multiplier or 2 * self.export_batch_size
 
     @property
+    def task_soft_time_limit_s(self) -> int:
+        """A task gets `SoftTimeLimitExceeded` here, a tenth before the hard limit kills its process."""
+        return max(1, int(self.task_time_limit_s * 0.9))
+
+    @property
     def visibility_timeout_s(self) -> int:
         """Above any task's life (time limit, retry countdowns), so a running export is not handed out twice."""
         return self.broker_visibility_timeout_s or self.task_time_limit_s * 10

@@ -111,6 +111,12 @@ def duration_s(value: str | int) -> float:
     return sum(float(n) * units[u] for n, u in parts)
 
 
+def _is_repository_module(module: str) -> bool:
+    """A module file or a package of this checkout (not something installed elsewhere)."""
+    path = REPO / module.replace(".", "/")
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
 def assert_runnable(command: list[str]) -> None:
     """A command starts something this repository has: a Celery app module, a real `syncguard` subcommand,
     an ASGI app, Python code whose imports resolve, or a shell line made of those."""
@@ -125,7 +131,7 @@ def assert_runnable(command: list[str]) -> None:
     elif program == "celery":
         assert "-A" in command, command
         module = command[command.index("-A") + 1]
-        assert (REPO / (module.replace(".", "/") + ".py")).is_file(), f"{module} is not a module of the repository"
+        assert _is_repository_module(module), f"{module} is not a module of the repository"
         app = importlib.import_module(module).app
         assert type(app).__name__ == "Celery", f"{module}.app is not a Celery app"
         assert command[command.index("-A") + 2] in {"worker", "beat", "inspect"}, command
@@ -133,7 +139,7 @@ def assert_runnable(command: list[str]) -> None:
         scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
         assert "syncguard" in scripts, "pyproject.toml installs no `syncguard` console script"
         module, _, function = scripts["syncguard"].partition(":")
-        assert (REPO / (module.replace(".", "/") + ".py")).is_file(), f"console script points at missing {module}"
+        assert _is_repository_module(module), f"console script points at missing {module}"
         subcommand = [part for part in command[1:] if not part.startswith("-")]
         run = subprocess.run(
             [
@@ -152,7 +158,7 @@ def assert_runnable(command: list[str]) -> None:
         assert run.returncode == 0, f"`syncguard {' '.join(subcommand)} --help` failed: {run.stderr}"
     elif program == "uvicorn":
         module, _, attribute = command[1].partition(":")
-        assert (REPO / (module.replace(".", "/") + ".py")).is_file(), f"{module} is not a module of the repository"
+        assert _is_repository_module(module), f"{module} is not a module of the repository"
         app = getattr(importlib.import_module(module), attribute)
         assert type(app).__name__ == "FastAPI", f"{command[1]} is not the FastAPI app"
     elif program == "python":

@@ -1,27 +1,28 @@
 """The Celery app, built explicitly from syncguard's settings.
 
 Start a worker with `celery -A workers.app worker`; it consumes every syncguard queue unless `-Q`
-narrows it.
+narrows it. `create_app(settings)` builds an app with every task registered on that settings;
+nothing reads the environment when this module is imported. The module attribute `app`, which the
+`celery -A workers.app` contract asks for, is built from the environment on first access.
 """
 
 from __future__ import annotations
 
-from celery import Celery, signals
-from kombu import Queue
+from typing import Any
 
-from shared.messaging import EXPORTS_QUEUE, MAINTENANCE_QUEUE, RELEASES_QUEUE
-from shared.settings import Settings, get_settings
+from celery import Celery, signals
+from kombu import Queue  # type: ignore[attr-defined]
+
+from shared.messaging import EXPORTS_QUEUE, QUEUES, TASK_ROUTES
+from shared.settings import Settings
 from shared.store.engine import forget_inherited_connections
+from workers import diagnostics, exports, maintenance
+from workers.context import WorkerContext
 
 
 def create_app(settings: Settings | None = None) -> Celery:
-    settings = settings or get_settings()
-    app = Celery(
-        "syncguard",
-        broker=settings.broker_url,
-        set_as_current=False,
-        include=["workers.exports", "workers.maintenance", "workers.diagnostics"],
-    )
+    settings = settings or Settings()
+    app = Celery("syncguard", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -32,7 +33,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=settings.prefetch_multiplier,
         task_time_limit=settings.task_time_limit_s,
-        task_soft_time_limit=max(1, int(settings.task_time_limit_s * 0.9)),
+        task_soft_time_limit=settings.task_soft_time_limit_s,
         # Redis redelivers unacked messages after the visibility timeout: keep it above any task's life.
         # Each worker looks for such messages every few seconds, not kombu's default of every 100 s.
         broker_transport_options={
@@ -43,8 +44,9 @@ def create_app(settings: Settings | None = None) -> Celery:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=True,
-        task_queues=(Queue(EXPORTS_QUEUE), Queue(RELEASES_QUEUE), Queue(MAINTENANCE_QUEUE)),
+        task_queues=tuple(Queue(name) for name in QUEUES),  # type: ignore[no-untyped-call]
         task_default_queue=EXPORTS_QUEUE,
+        task_routes=TASK_ROUTES,
         enable_utc=True,
         timezone="UTC",
         # RedBeat keeps the schedule in Redis behind a lock: a second beat process waits instead of
@@ -56,10 +58,24 @@ def create_app(settings: Settings | None = None) -> Celery:
         redbeat_lock_timeout=30,
         beat_max_loop_interval=5,
     )
+    context = WorkerContext(app, settings)
+    exports.register(app, context)
+    maintenance.register(app, context)
+    diagnostics.register(app)
     return app
 
 
-app = create_app()
+_app: Celery | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """`workers.app.app`: the app of this process, built from the environment on first use."""
+    global _app
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _app is None:
+        _app = create_app()
+    return _app
 
 
 @signals.worker_process_init.connect

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.messaging import NOOP
-from workers.app import app
 
 
-@app.task(name=NOOP)
-def noop() -> None:
-    """Costs only what Celery itself costs per message: receive, run, acknowledge."""
+def register(app: Any) -> None:
+    @app.task(name=NOOP, shared=False)
+    def noop() -> None:
+        """Costs only what Celery itself costs per message: receive, run, acknowledge."""

@@ -110,6 +110,7 @@ def failures_list(tenant_name: str | None, unattributed_only: bool, as_json: boo
     if unattributed_only:
         _list_unattributed(as_json)
         return
+    assert tenant_name is not None  # the usage check above
     with transaction() as session:
         rows = queries.list_failures(session, require(session, tenant_name))
     if as_json:

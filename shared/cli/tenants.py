@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from shared.cli.features import feature_map
@@ -43,7 +45,7 @@ def tenant_create(
     )
     with transaction() as session:
         created = create_tenant(session, spec)
-        payload = {
+        payload: dict[str, Any] = {
             "name": created.name,
             "initialDomain": created.initial_domain,
             "technicalContacts": list(created.technical_contacts),

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from shared.core.decision import DesiredState, LegacyRejection, plan_delete, plan_export
 from shared.core.export import ErrorCode, Export, ExportRejected, parse_export
@@ -45,15 +45,13 @@ from shared.exports.failures import clear_failures, record_failure
 from shared.exports.outcomes import Outcome, RetryLater
 from shared.exports.refusals import class_change, legacy_rejection, message_text
 from shared.exports.tenant_cache import TenantDirectory
+from shared.exports.transient import lost_race
 from shared.locks.manager import LockManager, LocksBusy, export_lock_keys, new_token, value_lock_key
 from shared.settings import Settings
 from shared.store.engine import get_engine, transaction
 from shared.store.tables import utcnow
 
 log = logging.getLogger(__name__)
-
-# serialization_failure, deadlock_detected: PostgreSQL rolled one of two racing transactions back.
-_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
 
 LockMore = Callable[[set[str]], None]
 
@@ -85,8 +83,8 @@ class _BatchEntry:
     keys: list[str]
 
 
-def _failed(rejected: ExportRejected) -> Outcome:
-    with transaction() as session:
+def _failed(rejected: ExportRejected, database_url: str) -> Outcome:
+    with transaction(database_url) as session:
         record_failure(session, rejected)
     return Outcome("failed", rejected.tenant, error_code=rejected.code.value, message=rejected.message)
 
@@ -98,14 +96,14 @@ class ExportApplier:
         self.locks = locks
         self.settings = settings
         self.attempts = attempts
-        self.tenants = TenantDirectory()
+        self.tenants = TenantDirectory(settings.database_url)
 
     def apply(self, message: str | bytes | dict[str, Any]) -> Outcome:
         """Apply one export message; every invalid input ends as a recorded failure, not an exception."""
         try:
             export = parse_export(message, max_proxy_addresses=self.settings.max_proxy_addresses)
         except ExportRejected as rejected:
-            return _failed(rejected)
+            return _failed(rejected, self.settings.database_url)
         tenant = self.tenants.get(export.tenant)
         if tenant is None:
             return _failed(
@@ -116,7 +114,8 @@ class ExportApplier:
                     source_anchor=export.source_anchor,
                     object_class=export.object_class.value,
                     raw=message_text(export),
-                )
+                ),
+                self.settings.database_url,
             )
         desired = DesiredState(upn=export.upn, proxy_addresses=export.proxy_addresses)
         try:
@@ -127,7 +126,7 @@ class ExportApplier:
                 set(desired.wanted()),
             )
         except _Refused as refused:
-            return _failed(refused.rejection)
+            return _failed(refused.rejection, self.settings.database_url)
 
     def apply_many(self, messages: Sequence[str | bytes | dict[str, Any]]) -> list[Outcome | None]:
         """Apply a batch of exports in one transaction; `None` marks one to hand to `apply` alone.
@@ -147,7 +146,7 @@ class ExportApplier:
         try:
             taken = self.locks.try_acquire_each([entry.keys for entry in entries], token)
             locked.update(key for entry, ok in zip(entries, taken, strict=True) if ok for key in entry.keys)
-            with get_engine().begin() as connection:
+            with get_engine(self.settings.database_url).begin() as connection:
                 for entry, ok in zip(entries, taken, strict=True):
                     if not ok:
                         continue
@@ -166,7 +165,7 @@ class ExportApplier:
         finally:
             self._release_quietly(sorted(locked.union(*(entry.keys for entry in entries))), token)
         for index, rejection in refused.items():
-            outcomes[index] = _failed(rejection)
+            outcomes[index] = _failed(rejection, self.settings.database_url)
         return outcomes
 
     def _batch_entry(self, index: int, message: str | bytes | dict[str, Any]) -> _BatchEntry | None:
@@ -208,7 +207,7 @@ class ExportApplier:
         tenant = self.tenants.get(tenant_name)
         if tenant is None:
             return Outcome("nothing-to-release")
-        with get_engine().connect() as connection:
+        with get_engine(self.settings.database_url).connect() as connection:
             anchor = earliest_waiter_anchor(connection, tenant.id, key)
             if anchor is None or is_held(connection, tenant.id, key):
                 return Outcome("nothing-to-release", tenant.name)
@@ -237,16 +236,14 @@ class ExportApplier:
         for _ in range(self.attempts):
             try:
                 with self._locked(tenant.name, source_anchor, lock_set) as lock_more:
-                    with get_engine().begin() as connection:
+                    with get_engine(self.settings.database_url).begin() as connection:
                         return write(connection, lock_more)
             except _NeedsMoreLocks as more:
                 lock_set = lock_set | more.keys
-            except (IntegrityError, ClaimTaken) as exc:
-                log.info("lost a race at the uniqueness guard, applying again: %s", exc)
-            except DBAPIError as exc:
-                if getattr(exc.orig, "sqlstate", None) not in _TRANSIENT_SQLSTATES:
+            except (ClaimTaken, DBAPIError) as exc:
+                if not lost_race(exc):
                     raise
-                log.info("the database rolled back a conflicting transaction, applying again: %s", exc.orig)
+                log.info("lost a race to a concurrent transaction, applying again: %s", exc)
         raise RetryLater("the object's values kept changing under it")
 
     @contextmanager

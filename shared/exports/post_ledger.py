@@ -21,6 +21,7 @@ from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
+from redis.typing import EncodableT, FieldT
 
 from shared.metrics.activity import count_export
 
@@ -50,6 +51,11 @@ return previous and 0 or 1
 """
 
 
+def _text(value: Any) -> str:
+    """Redis answers bytes (this client does not decode responses)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _status_key(batch: str) -> str:
     return f"sg:batch:{{{batch}}}:status"
 
@@ -77,7 +83,9 @@ class PendingExport:
 
 def record_posted(redis: Redis | Pipeline, batch: str, messages: Iterable[tuple[int, dict[str, Any]]]) -> None:
     """File the messages about to be sent; call before sending, so none is ever sent unrecorded."""
-    mapping = {str(index): json.dumps(message, ensure_ascii=False) for index, message in messages}
+    mapping: dict[FieldT, EncodableT] = {
+        str(index): json.dumps(message, ensure_ascii=False) for index, message in messages
+    }
     if not mapping:
         return
     pipe = redis if isinstance(redis, Pipeline) else redis.pipeline(transaction=False)
@@ -116,7 +124,7 @@ def done_count(redis: Redis, batch: str) -> int:
 
 
 def outcomes(redis: Redis, batch: str) -> dict[str, int]:
-    counts = {k.decode(): int(v) for k, v in redis.hgetall(_outcome_key(batch)).items()}
+    counts = {_text(k): int(v) for k, v in redis.hgetall(_outcome_key(batch)).items()}
     return {status: count for status, count in counts.items() if count}
 
 
@@ -132,7 +140,7 @@ def wait_for(redis: Redis, batch: str, expected: int, timeout_s: float, poll_s: 
 
 def batches_posted_before(redis: Redis, moment: float) -> list[str]:
     """Batches with pending messages, last sent (or re-sent) before `moment`."""
-    return [b.decode() for b in redis.zrangebyscore(PENDING_BATCHES, "-inf", moment)]
+    return [_text(b) for b in redis.zrangebyscore(PENDING_BATCHES, "-inf", moment)]
 
 
 def pending(redis: Redis, batch: str) -> list[PendingExport]:

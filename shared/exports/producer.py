@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 from shared.core.export import ErrorCode, Export, ExportRejected, parse_export
 from shared.exports.failures import record_failure
 from shared.exports.post_ledger import forget_posted, record_posted
-from shared.messaging import APPLY_EXPORT, EXPORTS_QUEUE
+from shared.messaging import TASK_ROUTES, send_export
 from shared.settings import Settings
 from shared.store.engine import transaction
 
@@ -71,6 +71,7 @@ def producer_app(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         task_publish_retry=True,
         task_publish_retry_policy=PUBLISH_RETRY_POLICY,
+        task_routes=TASK_ROUTES,
         broker_transport_options=BROKER_SOCKET_OPTIONS,
     )
     return app
@@ -129,7 +130,7 @@ def post_exports(
     finally:
         # Even when the broker fails half-way, the lines already judged invalid are kept.
         if rejected:
-            with transaction() as session:
+            with transaction(settings.database_url) as session:
                 for rejection in rejected:
                     record_failure(session, rejection)
     return result
@@ -147,12 +148,7 @@ def _send(
         raise PostInterrupted(result, chunk[0][0], exc) from exc
     for position, (number, message) in enumerate(chunk):
         try:
-            app.send_task(
-                APPLY_EXPORT,
-                kwargs={"message": message, "batch": result.batch, "index": number},
-                queue=EXPORTS_QUEUE,
-                producer=producer,
-            )
+            send_export(app, message, batch=result.batch, index=number, producer=producer)
         except Exception as exc:
             try:
                 forget_posted(ledger, result.batch, (n for n, _ in chunk[position:]))

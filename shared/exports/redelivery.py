@@ -22,7 +22,7 @@ from celery import Celery
 from redis import Redis
 
 from shared.exports import post_ledger as progress
-from shared.messaging import APPLY_EXPORT, EXPORTS_QUEUE
+from shared.messaging import EXPORTS_QUEUE, send_export
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,12 +57,7 @@ def redeliver_stranded(redis: Redis, app: Celery, settings: Settings, now: float
             continue
         with app.producer_or_acquire() as producer:
             for export in stranded:
-                app.send_task(
-                    APPLY_EXPORT,
-                    kwargs={"message": export.message, "batch": batch, "index": export.index},
-                    queue=EXPORTS_QUEUE,
-                    producer=producer,
-                )
+                send_export(app, export.message, batch=batch, index=export.index, producer=producer)
                 result.resent += 1
         progress.touch_batch(redis, batch, now)
         result.batches += 1

@@ -21,7 +21,8 @@ class TenantDirectory:
     refuses (`store.current_features`). Unknown tenants are never cached.
     """
 
-    def __init__(self, ttl_s: float = 2.0) -> None:
+    def __init__(self, database_url: str, ttl_s: float = 2.0) -> None:
+        self.database_url = database_url
         self.ttl_s = ttl_s
         self._cache: dict[str, tuple[float, TenantInfo]] = {}
 
@@ -32,7 +33,7 @@ class TenantDirectory:
         cached = self._cache.get(name)
         if cached is not None and time.monotonic() - cached[0] < self.ttl_s:
             return cached[1]
-        with transaction() as session:
+        with transaction(self.database_url) as session:
             tenant = session.scalars(select(Tenant).where(Tenant.name == name)).first()
             info = None if tenant is None else TenantInfo.of(tenant)
         if info is not None:

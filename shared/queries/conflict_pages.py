@@ -76,7 +76,7 @@ def _flipped(direction: SortDirection) -> SortDirection:
 
 def _beyond(key: Any, pk: Any, position: PagePosition, direction: SortDirection, lower: bool) -> ColumnElement[bool]:
     """Rows after `position` in the order `nulls_ordered` gives (NULLs last ascending, first descending)."""
-    value = position.sort_value
+    value: Any = position.sort_value
     if value is not None and lower:
         value = func.lower(value)
     if direction is SortDirection.DESCENDING:

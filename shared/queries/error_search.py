@@ -154,7 +154,7 @@ def _matches_many(session: Session, tenant: Tenant, search: str) -> bool:
         {"pattern": like_pattern(search), "tenant": tenant.id},
     ).one()
     objects, matching_objects, entries, matching_entries = row
-    return (objects > 0 and matching_objects / objects >= _COMMON_SHARE) or (
+    return bool(objects > 0 and matching_objects / objects >= _COMMON_SHARE) or bool(
         entries > 0 and matching_entries / entries >= _COMMON_SHARE
     )
 

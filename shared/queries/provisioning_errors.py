@@ -97,7 +97,8 @@ def contains(column: Any, search: str) -> ColumnElement[bool]:
 
 def indexed_contains(column: Any, search: str) -> ColumnElement[bool]:
     """Case-insensitive substring match that a trigram GIN index on `column` answers."""
-    return column.ilike(like_pattern(search), escape="\\")
+    matches: ColumnElement[bool] = column.ilike(like_pattern(search), escape="\\")
+    return matches
 
 
 # Core aliases, built once: an ORM `aliased()` per query costs milliseconds of column adaptation.
@@ -105,7 +106,7 @@ _HOLDER = DirectoryObject.__table__.alias("holder")  # whoever holds the entry's
 _NAMED = DirectoryObject.__table__.alias("named")  # the holder the entry names, for its anchor and name
 
 
-def entries_with_holders(page: Subquery | None = None) -> Select[Any]:
+def entries_with_holders(page: Subquery | None = None) -> Select[*tuple[Any, ...]]:
     """Entries joined to their object and to whoever holds the value now (if anyone).
 
     With `page` (a subquery of entry ids, already filtered and limited) only those entries are read:

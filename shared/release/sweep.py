@@ -34,7 +34,9 @@ class SweepResult:
         return self.cursor is None
 
 
-def free_waited_values(after: Cursor | None, limit: int, tenant: str | None = None) -> list[tuple[int, str, str, str]]:
+def free_waited_values(
+    after: Cursor | None, limit: int, tenant: str | None = None, database_url: str | None = None
+) -> list[tuple[int, str, str, str]]:
     """Up to `limit` (tenant id, tenant name, value, earliest waiter) that nobody holds."""
     waiting = aliased(ProvisioningError)
     earliest_waiter = (
@@ -61,7 +63,7 @@ def free_waited_values(after: Cursor | None, limit: int, tenant: str | None = No
         query = query.where(Tenant.name == tenant)
     if after is not None:
         query = query.where(tuple_(ProvisioningError.tenant_id, ProvisioningError.key) > tuple_(*after))
-    with transaction() as session:
+    with transaction(database_url) as session:
         return [(tenant_id, name, key, anchor) for tenant_id, name, key, anchor in session.execute(query)]
 
 
@@ -84,11 +86,11 @@ def sweep(
     started = time.monotonic()
     result = SweepResult()
     cursor = after
-    if get_engine().dialect.name == "sqlite":
+    if get_engine(applier.settings.database_url).dialect.name == "sqlite":
         concurrency = 1
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="sweep") as pool:
         while True:
-            batch = free_waited_values(cursor, batch_size, tenant)
+            batch = free_waited_values(cursor, batch_size, tenant, applier.settings.database_url)
             result.batches += 1
             released = pool.map(lambda row: _release_chain(applier, row[1], row[3], row[2]), batch)
             for (tenant_id, name, key, _anchor), count in zip(batch, released, strict=True):

@@ -7,7 +7,7 @@ paused worker, so the database refuses a second holder for any (tenant, value ke
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -158,8 +159,8 @@ class ApiToken(Base):
 
 
 # Core handles for the hot path (`shared.directory`), which speaks SQLAlchemy Core rather than the ORM.
-objects = DirectoryObject.__table__
-claims = ClaimedValue.__table__
-entries = ProvisioningError.__table__
-failures = FailedExport.__table__
-tenants = Tenant.__table__
+objects = cast(Table, DirectoryObject.__table__)
+claims = cast(Table, ClaimedValue.__table__)
+entries = cast(Table, ProvisioningError.__table__)
+failures = cast(Table, FailedExport.__table__)
+tenants = cast(Table, Tenant.__table__)

@@ -363,18 +363,13 @@ class Cluster:
     def send_raw(self, messages: list[Any]) -> str:
         """Put messages on the queue exactly as given, past the producer's own validation; returns the batch."""
         from shared.exports.producer import producer_app
-        from shared.messaging import APPLY_EXPORT, EXPORTS_QUEUE
+        from shared.messaging import send_export
 
         app = producer_app(self.settings)
         batch = uuid.uuid4().hex
         with app.producer_or_acquire() as producer:
             for index, message in enumerate(messages):
-                app.send_task(
-                    APPLY_EXPORT,
-                    kwargs={"message": message, "batch": batch, "index": index},
-                    queue=EXPORTS_QUEUE,
-                    producer=producer,
-                )
+                send_export(app, message, batch=batch, index=index, producer=producer)
         return batch
 
     def queued_indices(self, batch: str, queue: str = "exports") -> set[int]:

@@ -13,7 +13,7 @@ import pytest
 from shared.exports.applier import ExportApplier
 from shared.exports.crash_counter import begin_delivery
 from shared.exports.producer import producer_app
-from shared.messaging import APPLY_EXPORT, EXPORTS_QUEUE
+from shared.messaging import send_export
 from shared.store.tables import Tenant
 from tests.conftest import export_line
 from tests.faults.cluster import Cluster, eventually
@@ -80,9 +80,7 @@ def test_an_export_redelivered_after_its_commit_still_hands_its_freed_value_over
     task_id = str(uuid.uuid4())
     begin_delivery(cluster.redis, task_id, 0, None, None)  # ... and never ended
 
-    producer_app(cluster.settings).send_task(
-        APPLY_EXPORT, kwargs={"message": json.loads(freeing)}, task_id=task_id, queue=EXPORTS_QUEUE
-    )
+    send_export(producer_app(cluster.settings), json.loads(freeing), task_id=task_id)
 
     def waiter_holds_it() -> bool:
         waiter = object_view(tenant.name, "waiter")

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from shared.exports.post_ledger import outcomes, wait_for
 from shared.exports.producer import PostResult, post_exports, producer_app
-from shared.messaging import APPLY_EXPORT, EXPORTS_QUEUE
+from shared.messaging import send_export
 from shared.settings import get_settings
 from shared.store.engine import transaction
 from shared.store.tables import ClaimedValue, DirectoryObject, FailedExport, ProvisioningError, Tenant
@@ -32,12 +32,7 @@ def send_raw(redis: Redis, messages: list[Any], timeout_s: float = 60) -> dict[s
     batch = uuid.uuid4().hex
     with app.producer_or_acquire() as producer:
         for index, message in enumerate(messages):
-            app.send_task(
-                APPLY_EXPORT,
-                kwargs={"message": message, "batch": batch, "index": index},
-                queue=EXPORTS_QUEUE,
-                producer=producer,
-            )
+            send_export(app, message, batch=batch, index=index, producer=producer)
     assert wait_for(redis, batch, len(messages), timeout_s), "workers did not finish in time"
     return outcomes(redis, batch)
 

@@ -17,6 +17,7 @@ from shared.messaging import (
     REDELIVER_STRANDED_EXPORTS,
     RELEASE_RESOLVED_CONFLICTS,
     SEND_ERROR_REPORTS,
+    TASK_ROUTES,
 )
 from shared.settings import Settings
 from tests.services import REPO, TEST_REDIS_URL, service_environment
@@ -33,7 +34,7 @@ def test_the_schedule_runs_the_sweep_the_report_and_the_redelivery_with_expiry_f
     for entry in schedule.values():
         interval = entry["schedule"].total_seconds()
         assert 0 < entry["options"]["expires"] < interval, "a run that waited a whole period is dropped"
-        assert entry["options"]["queue"] == MAINTENANCE_QUEUE
+        assert TASK_ROUTES[entry["task"]]["queue"] == MAINTENANCE_QUEUE, "beat's work goes to the maintenance queue"
 
 
 def test_the_worker_app_uses_the_locking_beat_scheduler() -> None:

@@ -8,8 +8,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import DataError, IntegrityError, InternalError, OperationalError
 
 from shared.exports.outcomes import RetryLater
+from shared.exports.transient import is_transient
 from shared.locks.manager import LocksBusy
-from workers.exports import is_transient
 
 
 class _Orig(Exception):

@@ -179,7 +179,7 @@ def test_with_the_fast_path_off_only_the_sweep_task_releases(
 ) -> None:
     from shared.exports.post_ledger import wait_for
     from shared.exports.producer import post_exports, producer_app
-    from shared.messaging import MAINTENANCE_QUEUE, RELEASE_RESOLVED_CONFLICTS
+    from shared.messaging import send_sweep
     from shared.settings import Settings
 
     _, broker = slow_path_workers
@@ -196,9 +196,7 @@ def test_with_the_fast_path_off_only_the_sweep_task_releases(
     post(export_line(tenant.name, "h", sequence=2, operation="delete"))
     time.sleep(1.0)
     assert not holds(tenant, "w", "slow@contoso.com"), "nothing but the sweep may release here"
-    producer_app(settings).send_task(
-        RELEASE_RESOLVED_CONFLICTS, kwargs={"tenant": tenant.name}, queue=MAINTENANCE_QUEUE
-    )
+    send_sweep(producer_app(settings), tenant.name)
     eventually(lambda: holds(tenant, "w", "slow@contoso.com"))
     assert view(tenant, "w").upn == "slow@contoso.com"
 

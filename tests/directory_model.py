@@ -43,6 +43,7 @@ class ModelTenant:
         self.initial_domain = initial_domain
         self.objects: dict[str, ModelObject] = {}
         self.claims: dict[str, str] = {}
+        self.claim_log: dict[str, list[tuple[datetime, str]]] = {}  # key -> (when, who) for every claim
         self.rejections: list[LegacyRejection] = []
         self._clock = count()
         self._ids = count(1)
@@ -53,21 +54,28 @@ class ModelTenant:
     def by_id(self, object_id: str) -> ModelObject:
         return next(o for o in self.objects.values() if o.object_id == object_id)
 
+    def holders_since(self, key: str, when: datetime) -> set[str]:
+        """Who held `key` when the operation planned at `when` ran, and who took it over since."""
+        log = self.claim_log.get(key, [])
+        before = [who for claimed_at, who in log if claimed_at < when]
+        return set(before[-1:]) | {who for claimed_at, who in log if claimed_at >= when}
+
     def export(self, anchor: str, desired: DesiredState) -> ExportPlan | LegacyRejection:
         obj = self.objects.get(anchor) or ModelObject(f"obj-{next(self._ids)}", desired)
-        plan = plan_export(desired, obj.current(), self._holders(desired), self.features, self.now())
+        now = self.now()
+        plan = plan_export(desired, obj.current(), self._holders(desired), self.features, now)
         if isinstance(plan, LegacyRejection):
             self.rejections.append(plan)
             return plan
         self.objects[anchor] = obj
         obj.desired = desired
-        self._write(obj, plan)
+        self._write(obj, plan, now)
         return plan
 
     def delete(self, anchor: str) -> None:
         obj = self.objects.pop(anchor, None)
         if obj is not None:
-            self._write(obj, plan_delete(obj.current()))
+            self._write(obj, plan_delete(obj.current()), self.now())
 
     def release(self, key: str) -> str | None:
         """What the release task does for one freed value: re-plan the earliest waiter."""
@@ -78,9 +86,10 @@ class ModelTenant:
         if winner_id is None:
             return None
         winner = self.by_id(winner_id)
-        plan = plan_export(winner.desired, winner.current(), self._holders(winner.desired), self.features, self.now())
+        now = self.now()
+        plan = plan_export(winner.desired, winner.current(), self._holders(winner.desired), self.features, now)
         assert not isinstance(plan, LegacyRejection)
-        self._write(winner, plan)
+        self._write(winner, plan, now)
         return winner_id
 
     def sweep(self) -> None:
@@ -95,7 +104,7 @@ class ModelTenant:
     def _holders(self, desired: DesiredState) -> dict[str, str]:
         return {k: self.claims[k] for k in desired.wanted() if k in self.claims}
 
-    def _write(self, obj: ModelObject, plan: ExportPlan) -> None:
+    def _write(self, obj: ModelObject, plan: ExportPlan, now: datetime) -> None:
         upn = plan.upn
         claim = set(plan.claim)
         if plan.needs_placeholder:
@@ -113,6 +122,7 @@ class ModelTenant:
         for key in claim:
             assert key not in self.claims, f"{key} would get a second holder"
             self.claims[key] = obj.object_id
+            self.claim_log.setdefault(key, []).append((now, obj.object_id))
             obj.held.add(key)
         for key in plan.close_quarantines:
             obj.quarantines.pop(key, None)

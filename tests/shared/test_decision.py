@@ -18,6 +18,7 @@ from shared.core.decision import (
 )
 from shared.core.values import parse_proxy_address, value_key
 from tests.directory_model import ModelTenant
+from tests.invariants import claims_not_asked_for
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -153,6 +154,14 @@ def operations(draw: st.DrawFn) -> list[tuple[str, DesiredState | None]]:
 
 
 def assert_invariants(model: ModelTenant) -> None:
+    """The store's invariants on the model, and two that `tests.invariants` also asks of the real store.
+
+    No object keeps a claim it no longer asks for (the same `claims_not_asked_for`). Who an entry
+    names is checked on the stored name, the model having no read side: the object that held the value
+    when the entry was opened (a kept entry keeps its time), or one that took the value over since.
+    The stored name may thus be a holder that has let go; the store's read side then names the holder
+    now, which the race test checks on the real store (`tests.invariants.misnamed_holders`).
+    """
     holders_seen: dict[str, str] = {}
     for anchor, obj in model.objects.items():
         for key in obj.held:
@@ -163,8 +172,16 @@ def assert_invariants(model: ModelTenant) -> None:
             held, waiting = key in obj.held, key in obj.quarantines
             assert held != waiting, f"{anchor} must hold {key} or have exactly one entry for it"
             if waiting:
-                assert obj.quarantines[key].conflicting_object_id != obj.object_id
+                entry = obj.quarantines[key]
+                assert entry.conflicting_object_id != obj.object_id
+                holders = model.holders_since(key, entry.occurred)
+                assert entry.conflicting_object_id in holders, (
+                    f"{anchor}'s entry for {key} names {entry.conflicting_object_id}, "
+                    f"but only {sorted(holders)} held it since the entry was opened"
+                )
         assert set(obj.quarantines) <= set(wanted), f"{anchor} keeps an entry for a value it no longer asks for"
+        kept = claims_not_asked_for(obj.held, wanted, obj.upn, obj.desired.upn, model.initial_domain)
+        assert kept == [], f"{anchor} keeps claims on {kept}, which it no longer asks for"
         upn = obj.desired.upn
         if upn is not None:
             assert obj.upn is not None

@@ -20,6 +20,9 @@ ROUNDS = 18
 
 
 def test_racing_exports_never_give_one_value_two_holders(tenant: Tenant, redis_client: Redis, workers: object) -> None:
+    """Besides one holder per value (`tests.invariants.check_directory`): no object keeps a claim on a
+    value it no longer asks for, and every entry, as `errors list` and `object show` read it, names
+    the object holding its value now, also where the stored name is a holder that has let go since."""
     workload = race_workload(tenant.name, seed=20261126, rounds=ROUNDS)
 
     started = time.perf_counter()
@@ -37,4 +40,8 @@ def test_racing_exports_never_give_one_value_two_holders(tenant: Tenant, redis_c
     assert sum(counts.values()) == len(workload.lines) and "failed" not in counts
     assert failures(tenant.name) == []
     report = assert_race_invariants(tenant.name, workload.final)
-    print(f"race: {report.checks} invariant checks over {report.objects} objects")
+    print(
+        f"race: {report.checks} invariant checks over {report.objects} objects, {report.entries} entries,"
+        f" {report.renamed} of them naming a holder that took over"
+    )
+    assert report.entries > 0 and report.renamed > 0, "the race must leave waiters, some behind a new holder"

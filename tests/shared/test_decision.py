@@ -216,17 +216,28 @@ def test_random_operation_sequences_keep_every_invariant(ops: list[tuple[str, De
 def test_legacy_mode_never_touches_the_object_and_never_quarantines_its_attribute(
     ops: list[tuple[str, DesiredState | None]], upn_on: bool, proxy_on: bool
 ) -> None:
-    model = ModelTenant(Features(upn_resiliency=upn_on, proxy_resiliency=proxy_on))
+    """A rejected export changes nothing because the model writes nothing for one, so what is checked
+    is the decision itself, against the claims before the export: it rejects exactly when another
+    object holds a value of an attribute whose feature is off, and names exactly those values and
+    their holders; otherwise it plans the export, which must then hold or quarantine every value."""
+    features = Features(upn_resiliency=upn_on, proxy_resiliency=proxy_on)
+    model = ModelTenant(features)
     for anchor, state in ops:
-        before = model.objects.get(anchor)
-        snapshot = None if before is None else (before.upn, before.proxy_addresses, frozenset(before.held))
         if state is None:
             model.delete(anchor)
             continue
+        me = model.objects[anchor].object_id if anchor in model.objects else None
+        must_refuse = {
+            (key, model.claims[key])
+            for key, (prop, _) in state.wanted().items()
+            if model.claims.get(key, me) != me and not features.resilient_for(prop)
+        }
         result = model.export(anchor, state)
-        if isinstance(result, LegacyRejection):
-            after = model.objects.get(anchor)
-            assert (None if after is None else (after.upn, after.proxy_addresses, frozenset(after.held))) == snapshot
+        if must_refuse:
+            assert isinstance(result, LegacyRejection), f"{anchor} took values held by {sorted(must_refuse)}"
+            assert {(c.key, c.holder) for c in result.conflicts} == must_refuse
+        else:
+            assert isinstance(result, ExportPlan), f"{anchor} was refused with no value held by another object"
         assert_invariants(model)
         for obj in model.objects.values():
             for entry in obj.quarantines.values():

@@ -237,6 +237,45 @@ def test_legacy_upn_mode_fails_the_export_and_leaves_the_object_uncreated(
     assert view is not None and view.upn == "fixed@contoso.com"
 
 
+def test_a_refused_update_in_legacy_mode_leaves_the_object_as_it_was(
+    make_tenant: Callable[..., Tenant], redis_client: Redis
+) -> None:
+    """The snapshot the pure property test cannot take: there a refusal writes nothing by construction."""
+    legacy = make_tenant(upn_resiliency=False, proxy_resiliency=False)
+    post_and_wait(
+        redis_client,
+        [
+            export_line(legacy.name, "first", userPrincipalName="taken@contoso.com"),
+            export_line(
+                legacy.name,
+                "second",
+                displayName="Second",
+                userPrincipalName="second@contoso.com",
+                proxyAddresses=["SMTP:second@contoso.com"],
+            ),
+        ],
+    )
+    before = object_view(legacy.name, "second")
+    counts = post_and_wait(
+        redis_client,
+        [
+            export_line(
+                legacy.name,
+                "second",
+                sequence=2,
+                displayName="Renamed",
+                userPrincipalName="taken@contoso.com",
+                proxyAddresses=["SMTP:new@contoso.com"],
+            )
+        ],
+    )
+    assert counts == {"failed": 1}
+    assert before is not None and before.upn == "second@contoso.com"
+    assert object_view(legacy.name, "second") == before, "a refused export changed the object"
+    (failure,) = failures(legacy.name)
+    assert (failure.source_anchor, failure.error_code) == ("second", "AttributeValueMustBeUnique")
+
+
 INVALID_EXPORTS = [
     ("not json at all", "DataValidationFailed", "not valid JSON"),
     ("[1, 2]", "DataValidationFailed", "must be a JSON object"),

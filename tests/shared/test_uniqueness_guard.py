@@ -34,7 +34,7 @@ def test_racing_exports_whose_locks_never_meet_still_leave_one_holder_per_value(
     tenant: Tenant, batch_size: int
 ) -> None:
     anchors = [f"obj-{i}" for i in range(8)]
-    final: dict[str, list[str]] = {}
+    applied: dict[str, list[tuple[int, list[str]]]] = {anchor: [] for anchor in anchors}  # (sequence, proxies)
     errors: list[BaseException] = []
     guard = threading.Lock()
 
@@ -47,14 +47,19 @@ def test_racing_exports_whose_locks_never_meet_still_leave_one_holder_per_value(
                 proxies = [f"SMTP:{v}" for v in rng.sample(VALUES, 2)]
                 sequence = step * 2 + (db % 2) + 1  # the two racers never reuse a sequence
                 batch.append(
-                    (anchor, proxies, export_line(tenant.name, anchor, "Contact", sequence, proxyAddresses=proxies))
+                    (
+                        anchor,
+                        sequence,
+                        proxies,
+                        export_line(tenant.name, anchor, "Contact", sequence, proxyAddresses=proxies),
+                    )
                 )
             try:
-                outcomes = applier.apply_many([line for _, _, line in batch]) if batch_size > 1 else [None]
+                outcomes = applier.apply_many([line for *_, line in batch]) if batch_size > 1 else [None]
             except BaseException as exc:
                 errors.append(exc)
                 return
-            for (anchor, proxies, line), outcome in zip(batch, outcomes, strict=True):
+            for (anchor, sequence, proxies, line), outcome in zip(batch, outcomes, strict=True):
                 try:
                     outcome = outcome or applier.apply(line)  # what the worker does with one the batch left
                 except RetryLater:
@@ -64,7 +69,7 @@ def test_racing_exports_whose_locks_never_meet_still_leave_one_holder_per_value(
                     return
                 if outcome.status == "applied":
                     with guard:
-                        final[anchor] = proxies
+                        applied[anchor].append((sequence, proxies))
 
     threads = [threading.Thread(target=race, args=(db, db * 7)) for db in (10, 11)]
     for thread in threads:
@@ -72,6 +77,9 @@ def test_racing_exports_whose_locks_never_meet_still_leave_one_holder_per_value(
     for thread in threads:
         thread.join()
     assert errors == []
+    # The racers record in their own order; the store must end in each object's highest applied export.
+    last = {anchor: max(exports) for anchor, exports in applied.items() if exports}
+    assert len(last) == len(anchors), "every object had an export applied"
 
     with transaction() as session:
         objects = list(session.scalars(select(DirectoryObject).where(DirectoryObject.tenant_id == tenant.id)))
@@ -80,6 +88,9 @@ def test_racing_exports_whose_locks_never_meet_still_leave_one_holder_per_value(
     shown = Counter(parse_proxy_address(p).key for o in objects for p in o.proxy_addresses)
     assert [k for k, n in shown.items() if n > 1] == [], "a value is shown on two objects"
     held_by = {c.key: c.object_pk for c in claims}
+    assert {o.source_anchor: (o.last_sequence, o.wanted_proxy_addresses) for o in objects} == {
+        anchor: (sequence, proxies) for anchor, (sequence, proxies) in last.items()
+    }, "an object is not in the state of its last applied export"
     for obj in objects:
         wanted = {parse_proxy_address(p).key for p in obj.wanted_proxy_addresses}
         waiting = Counter(e.key for e in entries if e.object_pk == obj.id)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import directory, exports, features, operations, report
+from api import directory, exports, features, graph, operations, report
 from api.auth import TenantNotFound
 from api.services import Services
 from shared.exports.transient import is_unavailable
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.services.close()
 
     app = FastAPI(title="syncguard", version="1", description=DESCRIPTION, lifespan=lifespan)
-    for module in (exports, directory, features, operations, report):
+    for module in (exports, directory, features, operations, report, graph):  # graph last: its /v1.0 catch-all
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
     app.add_middleware(SecurityHeaders)

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -40,6 +41,13 @@ Json = JSON().with_variant(JSONB(), "postgresql")
 def _trigram(column: str) -> dict[str, Any]:
     """A trigram GIN index on PostgreSQL (substring search); a plain index on other databases."""
     return {"postgresql_using": "gin", "postgresql_ops": {column: "gin_trgm_ops"}}
+
+
+def _graph_index(name: str, *columns: str, live: bool = False, **options: Any) -> Index:
+    """An index of the Graph face (migration 0005), on PostgreSQL only; `live`: deleted rows left out."""
+    expressions = [text(c) if "(" in c else c for c in columns]
+    where = text("deleted = false") if live else None
+    return Index(name, *expressions, postgresql_where=where, **options).ddl_if(dialect="postgresql")
 
 
 def utcnow() -> datetime:
@@ -72,6 +80,23 @@ class DirectoryObject(Base):
         # indexes on PostgreSQL (plain indexes elsewhere) keep that fast over millions of objects.
         Index("ix_directory_objects_display_name_trgm", "display_name", **_trigram("display_name")),
         Index("ix_directory_objects_upn_trgm", "upn", **_trigram("upn")),
+        # The Graph face (migration 0005): live objects of a class in id, name and UPN order (lower-cased:
+        # equality and $orderby), and the lower-cased proxy addresses, for proxyAddresses/any(x: x eq ...).
+        Index("ix_directory_objects_graph_id", "tenant_id", "object_class", "deleted", "id"),
+        _graph_index(
+            "ix_directory_objects_graph_display_name",
+            "tenant_id",
+            "object_class",
+            "lower(display_name)",
+            "id",
+            live=True,
+        ),
+        _graph_index("ix_directory_objects_graph_upn", "tenant_id", "object_class", "lower(upn)", "id", live=True),
+        _graph_index(
+            "ix_directory_objects_graph_proxy_addresses",
+            "(lower(proxy_addresses::text)::jsonb) jsonb_path_ops",
+            postgresql_using="gin",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -112,6 +137,7 @@ class ProvisioningError(Base):
         Index(None, "tenant_id", "reported_at"),
         Index(None, "tenant_id", "occurred_at", "id"),  # errors list's default order, read with a LIMIT
         Index("ix_provisioning_errors_property_value_trgm", "property_value", **_trigram("property_value")),
+        _graph_index("ix_provisioning_errors_graph_value", "tenant_id", "lower(property_value)"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

@@ -261,6 +261,9 @@ class Beat:
         )
         return self
 
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def stop(self) -> None:
         if self.process is not None:
             stop_process_group(self.process, grace_s=10)
@@ -303,8 +306,10 @@ class Settled:
 class Cluster:
     """A test's broker, nodes and beat, and posting/waiting against them; stops everything it started."""
 
-    def __init__(self, broker: BrokerRedis, log_dir: Path, redis: Redis) -> None:
-        self.broker, self.log_dir, self.redis = broker, log_dir, redis
+    def __init__(self, broker: BrokerRedis, log_dir: Path, redis: Redis, state: BrokerRedis | None = None) -> None:
+        """`redis` is a client of REDIS_URL: `state`, a server of the test's own, or the suite's fault database."""
+        self.broker, self.log_dir, self.redis, self.state = broker, log_dir, redis, state
+        self.redis_url = state.url if state is not None else FAULT_REDIS_URL
         self.beat_prefix = f"sg-fault-beat-{uuid.uuid4().hex[:8]}:"
         self.nodes: list[Node] = []
         self.beats: list[Beat] = []
@@ -312,14 +317,14 @@ class Cluster:
     def env(self, **overrides: str) -> dict[str, str]:
         return service_environment(
             CELERY_BROKER_URL=self.broker.url,
-            REDIS_URL=FAULT_REDIS_URL,
+            REDIS_URL=self.redis_url,
             BEAT_KEY_PREFIX=self.beat_prefix,
             **{**FAULT_SETTINGS, **overrides},
         )
 
     @property
     def settings(self) -> Settings:
-        return Settings(database_url=TEST_DATABASE_URL, redis_url=FAULT_REDIS_URL, celery_broker_url=self.broker.url)
+        return Settings(database_url=TEST_DATABASE_URL, redis_url=self.redis_url, celery_broker_url=self.broker.url)
 
     def node(self, concurrency: int = 1, start: bool = True, **env: str) -> Node:
         node = Node(self.env(**env), self.log_dir, concurrency)
@@ -361,7 +366,8 @@ class Cluster:
         return post_exports(lines, self.settings)
 
     def send_raw(self, messages: list[Any]) -> str:
-        """Put messages on the queue exactly as given, past the producer's own validation; returns the batch."""
+        """Put messages on the queue exactly as given, past the producer's own validation, each bound to the
+        tenant it names (as an older version sent them); returns the batch."""
         from shared.exports.producer import producer_app
         from shared.messaging import send_export
 
@@ -369,7 +375,7 @@ class Cluster:
         batch = uuid.uuid4().hex
         with app.producer_or_acquire() as producer:
             for index, message in enumerate(messages):
-                send_export(app, message, batch=batch, index=index, producer=producer)
+                send_export(app, message, tenant=None, batch=batch, index=index, producer=producer)
         return batch
 
     def queued_indices(self, batch: str, queue: str = "exports") -> set[int]:
@@ -446,3 +452,5 @@ class Cluster:
         for node in self.nodes:
             node.stop()
         self.broker.stop()
+        if self.state is not None:
+            self.state.stop()

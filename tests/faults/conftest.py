@@ -63,6 +63,22 @@ def cluster(tmp_path: Path, fault_redis: Redis, monkeypatch: pytest.MonkeyPatch)
         fault_redis.flushdb()
 
 
+@pytest.fixture
+def own_redis_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+    """As `cluster`, but REDIS_URL (locks, the post ledger, delivery counters, RedBeat) is a second
+    redis-server of the test's own, durable like the broker, so the test can kill it too."""
+    broker, state = BrokerRedis(tmp_path / "broker"), BrokerRedis(tmp_path / "state")
+    monkeypatch.setenv("CELERY_BROKER_URL", broker.url)
+    running = Cluster(broker, tmp_path, Redis.from_url(state.url), state=state)
+    try:
+        for server in (broker, state):
+            server.workdir.mkdir()
+            server.start()
+        yield running
+    finally:
+        running.stop()
+
+
 class RecordFault(Protocol):
     def __call__(self, fault: str, injected: int, sent: int, lost: int, duplicated: int, seconds: float) -> None: ...
 

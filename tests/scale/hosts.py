@@ -65,6 +65,7 @@ class TestNetwork:
 
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     namespaces: list[str] = field(default_factory=list)
+    links: dict[str, str] = field(default_factory=dict)  # worker namespace -> its end of the veth
 
     @property
     def database_host(self) -> str:
@@ -101,8 +102,13 @@ class TestNetwork:
             run("ip", "-n", self.database_host, "link", "set", plugged, "master", bridge, "up")
             run("ip", "-n", namespace, "addr", "add", f"{SUBNET_PREFIX}.{10 + n}/24", "dev", inside)
             run("ip", "-n", namespace, "link", "set", inside, "up")
+            self.links[namespace] = inside
             workers.append(namespace)
         return workers
+
+    def set_link(self, namespace: str, up: bool) -> None:
+        """Take a worker host's veth down (its route to the database host goes with it) or back up."""
+        run("ip", "-n", namespace, "link", "set", self.links[namespace], "up" if up else "down")
 
     def _add_namespace(self, name: str) -> None:
         run("ip", "netns", "add", name)
@@ -326,6 +332,38 @@ class NamespacedWorker:
 
     def stop(self) -> None:
         stop_process_group(self.process, grace_s=30)
+
+
+@contextmanager
+def namespaced_beat(namespace: str, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`celery -A workers.app beat` inside one host's namespace, stopped when the block ends."""
+    process = subprocess.Popen(
+        in_namespace(
+            namespace,
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.app",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(log.with_suffix(".schedule-unused")),
+            "--logfile",
+            str(log),
+        ),
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        stop_process_group(process, grace_s=10)
 
 
 @contextmanager

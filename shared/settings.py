@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,12 +23,30 @@ class Settings(BaseSettings):
         None, description="Celery broker; defaults to REDIS_URL so one Redis is enough to try it out."
     )
     smtp_host: str | None = Field(None, description="Without it, error reports are written to the log.")
-    smtp_port: int = 25
+    smtp_port: int | None = Field(None, ge=1, le=65535, description="Default 465 with SMTP_TLS=implicit, else 25.")
     smtp_from: str = "syncguard@localhost"
-    smtp_starttls: bool = False
+    smtp_tls: Literal["none", "starttls", "implicit"] | None = Field(
+        None, description="none, starttls or implicit (SMTPS); default starttls if SMTP_STARTTLS is true, else none."
+    )
+    smtp_starttls: bool = Field(False, description="The older spelling of SMTP_TLS=starttls, still honoured.")
+    smtp_ca_file: str | None = Field(
+        None, description="PEM file of the CA(s) the relay's certificate is checked against, instead of the system's."
+    )
     smtp_username: str | None = None
     smtp_password: str | None = None
+    smtp_allow_plaintext_login: bool = Field(
+        False, description="Allow SMTP_USERNAME's login over an unencrypted connection (a relay on a trusted network)."
+    )
     smtp_timeout_s: float = 30.0
+    report_max_entries: int = Field(
+        500, ge=1, le=10_000, description="Quarantines, and failed exports, one report email lists; then totals."
+    )
+    report_max_bytes: int = Field(
+        2 * 1024 * 1024, ge=256 * 1024, description="A report email is cut to fewer entries until it fits in this."
+    )
+    report_base_url: str | None = Field(
+        None, description="Public address of the HTTP service, so a report email links its web report."
+    )
 
     max_proxy_addresses: int = Field(300, ge=1, description="More proxy addresses than this is LargeObject.")
     lock_ttl_ms: int = Field(30_000, ge=100, description="A lock outliving a crashed worker expires after this.")
@@ -78,6 +97,30 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
+
+    @field_validator("report_base_url")
+    @classmethod
+    def _http_base_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("https://", "http://")):
+            raise ValueError(f"REPORT_BASE_URL must start with https:// or http://, not {url!r}")
+        return url.rstrip("/") if url else None
+
+    @model_validator(mode="after")
+    def _one_tls_choice(self) -> Settings:
+        if self.smtp_starttls and self.smtp_tls not in (None, "starttls"):
+            raise ValueError(
+                f"SMTP_STARTTLS=true contradicts SMTP_TLS={self.smtp_tls}: SMTP_STARTTLS is the older spelling "
+                "of SMTP_TLS=starttls; drop it"
+            )
+        return self
+
+    @property
+    def smtp_tls_mode(self) -> Literal["none", "starttls", "implicit"]:
+        return self.smtp_tls or ("starttls" if self.smtp_starttls else "none")
+
+    @property
+    def smtp_port_number(self) -> int:
+        return self.smtp_port or (465 if self.smtp_tls_mode == "implicit" else 25)
 
     @property
     def broker_url(self) -> str:

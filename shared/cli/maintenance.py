@@ -9,7 +9,7 @@ from shared.cli.root import cli, emit_json, json_option
 from shared.exports.applier import ExportApplier
 from shared.locks.manager import LockManager
 from shared.release.sweep import sweep
-from shared.reports.sending import send_error_reports
+from shared.reports.sending import ReportsNotSent, send_error_reports
 from shared.settings import get_settings
 from shared.store.engine import transaction
 from shared.tenants.registry import (
@@ -72,17 +72,31 @@ def report_group() -> None:
 @click.option("--tenant", "tenant_name", help="Only this tenant (default: every tenant).")
 @json_option
 def report_send(tenant_name: str | None, as_json: bool) -> None:
-    """Send the error reports now: new quarantines once, failing exports every time."""
-    sent = send_error_reports(get_settings(), _lock_manager(), tenant_name)
+    """Send the error reports now: new quarantines once, failing exports every time.
+
+    When a report cannot be sent, the ones that went out are still printed, then the reason (exit 1).
+    """
+    try:
+        sent, failed = send_error_reports(get_settings(), _lock_manager(), tenant_name), None
+    except ReportsNotSent as exc:
+        sent, failed = exc.sent, exc
     if as_json:
         emit_json(
             [
-                {"tenant": o.tenant, "conflicts": o.conflicts, "failures": o.failures, "deliveredTo": o.delivered_to}
+                {
+                    "tenant": o.tenant,
+                    "conflicts": o.conflicts,
+                    "conflictsWaiting": o.conflicts_waiting,
+                    "failures": o.failures,
+                    "deliveredTo": o.delivered_to,
+                }
                 for o in sent
             ]
         )
-        return
-    for outcome in sent:
-        click.echo(outcome.describe())
-    if not sent:
-        click.echo("no tenants")
+    else:
+        for outcome in sent:
+            click.echo(outcome.describe())
+        if not sent and failed is None:
+            click.echo("no tenants")
+    if failed is not None:
+        raise click.ClickException(str(failed))

@@ -2,25 +2,29 @@
 
 Gathering, rendering and marking are separate so the sender can mark entries reported only after
 the mail server accepted the message: a crash in between re-sends once, never loses an entry.
+A report holds at most REPORT_MAX_ENTRIES entries of each kind, and the totals of all of them, so
+neither the email nor the memory that builds it grows with the tenant's numbers.
 """
 
 from __future__ import annotations
 
-import html
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from email.message import EmailMessage
+from urllib.parse import quote
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session, aliased
 
-from shared.queries.failures import FailureRow, list_failures
+from shared.queries.failures import FailureRow
 from shared.store.tables import (
     ClaimedValue,
     DirectoryObject,
+    FailedExport,
     ProvisioningError,
     Tenant,
 )
+
+MESSAGE_CHARS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,25 +42,48 @@ class ConflictLine:
 
 @dataclass(frozen=True, slots=True)
 class TenantReport:
+    """The entries one email lists, and the totals of everything there is to say."""
+
     tenant: str
     recipients: tuple[str, ...]
     conflicts: tuple[ConflictLine, ...]
     failures: tuple[FailureRow, ...]
+    conflicts_by_property: tuple[tuple[str, int], ...] = ()
+    failures_by_code: tuple[tuple[str, int], ...] = ()
+    web_report: str | None = None
+
+    @property
+    def conflicts_total(self) -> int:
+        return sum(n for _, n in self.conflicts_by_property)
+
+    @property
+    def failures_total(self) -> int:
+        return sum(n for _, n in self.failures_by_code)
 
     @property
     def is_empty(self) -> bool:
-        return not self.conflicts and not self.failures
+        return self.conflicts_total == 0 and self.failures_total == 0
 
     @property
     def entry_ids(self) -> list[int]:
         return [c.entry_id for c in self.conflicts]
 
+    def first(self, conflicts: int, failures: int) -> TenantReport:
+        """The same totals with fewer entries listed: the rest wait for the next email."""
+        return replace(self, conflicts=self.conflicts[:conflicts], failures=self.failures[:failures])
 
-def gather(session: Session, tenant: Tenant, limit: int = 5_000) -> TenantReport:
-    """Quarantines never reported before (oldest first) and every failed export still failing."""
+
+def web_report_address(base_url: str | None, tenant: str) -> str | None:
+    """The tenant's page of the web report (`/report/{tenant}` on the HTTP service), when its address is known."""
+    return f"{base_url}/report/{quote(tenant, safe='')}" if base_url else None
+
+
+def gather(session: Session, tenant: Tenant, max_entries: int = 500, base_url: str | None = None) -> TenantReport:
+    """The oldest unreported quarantines, the latest failed exports (each at most `max_entries`), all counted."""
     waiter = aliased(DirectoryObject)
     holder = aliased(DirectoryObject)
     holder_now = aliased(DirectoryObject)
+    unreported = and_(ProvisioningError.tenant_id == tenant.id, ProvisioningError.reported_at.is_(None))
     rows = session.execute(
         select(ProvisioningError, waiter, holder_now.object_id, holder_now.display_name, holder.display_name)
         .join(waiter, waiter.id == ProvisioningError.object_pk)
@@ -66,9 +93,9 @@ def gather(session: Session, tenant: Tenant, limit: int = 5_000) -> TenantReport
         )
         .outerjoin(holder_now, holder_now.id == ClaimedValue.object_pk)
         .outerjoin(holder, holder.object_id == ProvisioningError.conflicting_object_id)
-        .where(ProvisioningError.tenant_id == tenant.id, ProvisioningError.reported_at.is_(None))
+        .where(unreported)
         .order_by(ProvisioningError.occurred_at, ProvisioningError.id)
-        .limit(limit)
+        .limit(max_entries)
     ).all()
     conflicts = tuple(
         ConflictLine(
@@ -84,8 +111,61 @@ def gather(session: Session, tenant: Tenant, limit: int = 5_000) -> TenantReport
         )
         for entry, obj, holder_id, holder_name, stored_holder_name in rows
     )
-    failures = tuple(list_failures(session, tenant))
-    return TenantReport(tenant.name, tuple(tenant.technical_contacts or ()), conflicts, failures)
+    by_property = session.execute(
+        select(ProvisioningError.property_name, func.count())
+        .where(unreported)
+        .group_by(ProvisioningError.property_name)
+        .order_by(func.count().desc(), ProvisioningError.property_name)
+    ).all()
+    by_code = session.execute(
+        select(FailedExport.error_code, func.count())
+        .where(FailedExport.tenant == tenant.name)
+        .group_by(FailedExport.error_code)
+        .order_by(func.count().desc(), FailedExport.error_code)
+    ).all()
+    return TenantReport(
+        tenant=tenant.name,
+        recipients=tuple(tenant.technical_contacts or ()),
+        conflicts=conflicts,
+        failures=_latest_failures(session, tenant, max_entries),
+        conflicts_by_property=tuple((str(name), int(n)) for name, n in by_property),
+        failures_by_code=tuple((str(code), int(n)) for code, n in by_code),
+        web_report=web_report_address(base_url, tenant.name),
+    )
+
+
+def _latest_failures(session: Session, tenant: Tenant, limit: int) -> tuple[FailureRow, ...]:
+    """`list_failures`' order with a limit, so 300,000 failures never come into memory for one email.
+
+    The message is cut at MESSAGE_CHARS (the web report shows it whole) and the raw line is not read:
+    either can be as long as a request body.
+    """
+    rows = session.execute(
+        select(
+            FailedExport.source_anchor,
+            FailedExport.object_class,
+            FailedExport.error_code,
+            func.substr(FailedExport.message, 1, MESSAGE_CHARS + 1),
+            FailedExport.first_failed,
+            FailedExport.last_failed,
+            FailedExport.attempts,
+        )
+        .where(FailedExport.tenant == tenant.name)
+        .order_by(FailedExport.last_failed.desc(), FailedExport.id.desc())
+        .limit(limit)
+    )
+    return tuple(
+        FailureRow(
+            source_anchor=anchor,
+            object_type=object_class,
+            error_code=code,
+            message=message if len(message) <= MESSAGE_CHARS else message[:MESSAGE_CHARS] + "…",
+            first_failed=first,
+            last_failed=last,
+            attempts=attempts,
+        )
+        for anchor, object_class, code, message, first, last, attempts in rows
+    )
 
 
 def mark_reported(session: Session, entry_ids: list[int], when: datetime) -> int:
@@ -98,88 +178,3 @@ def mark_reported(session: Session, entry_ids: list[int], when: datetime) -> int
         .values(reported_at=when)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-def _when(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _holder(line: ConflictLine) -> str:
-    return f"{line.holder_display_name or '(no display name)'} ({line.holder_object_id})"
-
-
-def render_text(report: TenantReport) -> str:
-    out = [f"Directory synchronization error report for tenant {report.tenant}", ""]
-    if report.conflicts:
-        out += [
-            f"{len(report.conflicts)} new attribute conflict(s) were quarantined. The export succeeded; "
-            "each object below waits for the value and receives it automatically once the holder lets go.",
-            "",
-        ]
-        for c in report.conflicts:
-            out += [
-                f"- {c.object_type} {c.display_name or '(no display name)'} [{c.source_anchor}]",
-                f"    {c.property_name}: {c.value}",
-                f"    held by: {_holder(c)}",
-                f"    since: {_when(c.occurred)}",
-            ]
-        out.append("")
-    if report.failures:
-        out += [f"{len(report.failures)} export(s) are failing and are retried on every sync cycle until fixed:", ""]
-        for f in report.failures:
-            out += [
-                f"- {f.object_type or 'Unknown'} [{f.source_anchor or 'no source anchor'}] {f.error_code}",
-                f"    {f.message}",
-                f"    failing since {_when(f.first_failed)}, {f.attempts} attempt(s), last at {_when(f.last_failed)}",
-            ]
-        out.append("")
-    out.append("To resolve a conflict, change the value on premises so that only one object asks for it.")
-    return "\n".join(out)
-
-
-def render_html(report: TenantReport) -> str:
-    e = html.escape
-    parts = [
-        '<!doctype html><html><body style="font-family: sans-serif">',
-        f"<h2>Directory synchronization error report for tenant {e(report.tenant)}</h2>",
-    ]
-    if report.conflicts:
-        parts.append(f"<h3>{len(report.conflicts)} new attribute conflict(s) quarantined</h3>")
-        parts.append(
-            '<table border="1" cellpadding="4" cellspacing="0"><tr><th>Object type</th>'
-            "<th>Display name</th><th>Property</th><th>Value</th><th>Held by</th><th>Since</th></tr>"
-        )
-        for c in report.conflicts:
-            parts.append(
-                f"<tr><td>{e(c.object_type)}</td><td>{e(c.display_name or '')}</td><td>{e(c.property_name)}</td>"
-                f"<td>{e(c.value)}</td><td>{e(c.holder_display_name or '')}<br><small>{e(c.holder_object_id)}</small></td>"
-                f"<td>{e(_when(c.occurred))}</td></tr>"
-            )
-        parts.append("</table>")
-    if report.failures:
-        parts.append(f"<h3>{len(report.failures)} failing export(s)</h3>")
-        parts.append(
-            '<table border="1" cellpadding="4" cellspacing="0"><tr><th>Object type</th>'
-            "<th>Source anchor</th><th>Error</th><th>Message</th><th>Attempts</th><th>Failing since</th></tr>"
-        )
-        for f in report.failures:
-            parts.append(
-                f"<tr><td>{e(f.object_type or '')}</td><td>{e(f.source_anchor or '')}</td><td>{e(f.error_code)}</td>"
-                f"<td>{e(f.message)}</td><td>{f.attempts}</td><td>{e(_when(f.first_failed))}</td></tr>"
-            )
-        parts.append("</table>")
-    parts.append("<p>To resolve a conflict, change the value on premises so that only one object asks for it.</p>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-def render_email(report: TenantReport, sender: str) -> EmailMessage:
-    message = EmailMessage()
-    message["Subject"] = (
-        f"[syncguard] {report.tenant}: {len(report.conflicts)} new conflict(s), {len(report.failures)} failing export(s)"
-    )
-    message["From"] = sender
-    message["To"] = ", ".join(report.recipients)
-    message.set_content(render_text(report))
-    message.add_alternative(render_html(report), subtype="html")
-    return message

@@ -16,7 +16,8 @@ from shared import queries
 from shared.cli import cli
 from shared.exports.applier import ExportApplier
 from shared.exports.failures import record_dead_letter
-from shared.reports.content import gather, render_email
+from shared.reports.content import gather
+from shared.reports.rendering import render_email
 from shared.store.engine import transaction
 from shared.store.tables import Tenant
 from shared.tenants.registry import require

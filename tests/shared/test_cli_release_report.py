@@ -49,7 +49,13 @@ def test_report_send_mails_the_contacts_once_per_quarantine(
         second = syncguard("report", "send", "--tenant", tenant.name, **smtp)
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout) == [
-        {"tenant": tenant.name, "conflicts": 1, "failures": 0, "deliveredTo": f"smtp://127.0.0.1:{mail.port}"}
+        {
+            "tenant": tenant.name,
+            "conflicts": 1,
+            "conflictsWaiting": 0,
+            "failures": 0,
+            "deliveredTo": f"smtp://127.0.0.1:{mail.port}",
+        }
     ]
     assert second.returncode == 0 and "nothing new to report" in second.stdout
     (message,) = mail.for_recipient("admins@contoso.test")

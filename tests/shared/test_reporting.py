@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 
@@ -10,11 +11,12 @@ from redis import Redis
 
 from shared.exports.applier import ExportApplier
 from shared.locks.manager import LockManager
-from shared.reports.sending import report_lock_key, send_error_reports
+from shared.reports.sending import ReportsNotSent, report_lock_key, send_error_reports
 from shared.settings import Settings
 from shared.store.tables import Tenant
 from tests.conftest import export_line
 from tests.services import MailCatcher
+from tests.shared.smtp_servers import MailServer
 
 
 @pytest.fixture
@@ -118,11 +120,36 @@ def test_a_failed_delivery_marks_nothing_so_the_next_run_sends_it(
     applier.apply(export_line(tenant.name, "h", userPrincipalName="y@contoso.com"))
     applier.apply(export_line(tenant.name, "w", displayName="Waiting Will", userPrincipalName="y@contoso.com"))
     unreachable = Settings(smtp_host="127.0.0.1", smtp_port=1, smtp_timeout_s=2)
-    with pytest.raises(OSError):
+    with pytest.raises(ReportsNotSent, match=f"the report for {tenant.name} was not sent: could not reach"):
         send_error_reports(unreachable, LockManager(redis_client), tenant.name)
     report(tenant.name)
     (message,) = mail.for_recipient("ops@contoso.test")
     assert "Waiting Will" in bodies(message)[0]
+
+
+def test_a_report_the_relay_refuses_does_not_hold_back_the_other_tenants(
+    make_tenant: Callable[..., Tenant], applier: ExportApplier, redis_client: Redis
+) -> None:
+    refused = make_tenant(f"a-{uuid.uuid4().hex[:10]}", technical_contacts=("gone@contoso.test",))
+    later = make_tenant(f"b-{uuid.uuid4().hex[:10]}", technical_contacts=("here@contoso.test",))
+    for t in (refused, later):
+        applier.apply(export_line(t.name, "h", userPrincipalName="v@contoso.com"))
+        applier.apply(export_line(t.name, "w", displayName=f"Waiter of {t.name}", userPrincipalName="v@contoso.com"))
+    with MailServer(refuse_recipients=("gone@contoso.test",)) as relay:
+        settings = Settings(smtp_host="127.0.0.1", smtp_port=relay.port)
+        with pytest.raises(ReportsNotSent) as failed:
+            send_error_reports(settings, LockManager(redis_client))
+        assert failed.value.reasons == [
+            f"the report for {refused.name} was not sent: the SMTP server 127.0.0.1:{relay.port} refused every "
+            "recipient of the report (gone@contoso.test: 550 5.1.1 no such mailbox here)"
+        ]
+        assert later.name in [o.tenant for o in failed.value.sent], "a tenant after the refused one got its report"
+        (received,) = relay.for_recipient("here@contoso.test")
+        assert f"Waiter of {later.name}" in bodies(received.message)[0]
+
+        relay.refuse_recipients = ()
+        (outcome,) = send_error_reports(settings, LockManager(redis_client), refused.name)
+    assert outcome.conflicts == 1, "the refused report marked nothing: its quarantine comes in the next one"
 
 
 def test_a_report_already_being_sent_elsewhere_is_skipped(

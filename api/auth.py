@@ -1,9 +1,10 @@
-"""Who may read or write a tenant: a bearer token for the API, the same token in a cookie for the report.
+"""Who may read or write a tenant: a bearer token for the API, a session cookie for the report.
 
 No token, or one that is unknown or revoked, is 401. A good token for another tenant is 404, the
 same answer as a tenant that does not exist, so a token never tells which other tenants exist.
-The cookie is accepted only by the read-only report pages, never by the API, so a page elsewhere
-cannot make a browser post exports or change features (no CSRF surface).
+The report's cookie holds an opaque session id, never the token (shared/tenants/sessions.py), and
+is accepted only by the report's pages, never by the API, so a page elsewhere cannot make a browser
+post exports or change features; the report's own two forms carry CSRF tokens (api/report_session.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from shared.core.export import TENANT_NAME_PATTERN
 from shared.store.tables import Tenant
 from shared.tenants.tokens import tenant_of_secret
 
-REPORT_COOKIE = "syncguard_report_token"
+REPORT_COOKIE = "syncguard_report_session"
 MAX_SECRET = 200
 
 bearer = HTTPBearer(

@@ -1,8 +1,10 @@
 """The web error report: conflicts of Users, Groups and Contacts, one object's page, failed exports.
 
 Plain server-rendered HTML (Jinja2, autoescaped) with one stylesheet and no script. A person signs
-in with the tenant's API token in a small form; the token then rides in an HttpOnly, SameSite=Strict
-cookie that only the report's read-only pages accept.
+in with the tenant's API token in a small form; the browser then holds only an opaque, expiring
+session id (REPORT_SESSION_TTL_S) in an HttpOnly, SameSite=Strict cookie that only the report's pages
+accept. Sign-in and sign-out are form posts with CSRF tokens (api/report_session.py); one without a
+valid token is refused with 403 and changes nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
 
-from api.auth import MAX_SECRET, REPORT_COOKIE, NotAuthenticated, TenantNotFound, tenant_for_secret
+from api import report_session
+from api.auth import MAX_SECRET, REPORT_COOKIE, TenantNotFound
 from api.database import db_session
 from api.paging import BadSkipToken, Cursor, decode, encode
 from shared import queries
@@ -57,19 +60,25 @@ class SignInNeeded(Exception):
 
 
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """A report page; a signed-in one carries its session's CSRF token for the sign-out form."""
+    context.setdefault("csrf_token", getattr(request.state, "report_csrf", ""))
     response = templates.TemplateResponse(request, template, context, status_code=status_code)
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
 def report_tenant(request: Request, tenant: str, session: Session) -> Tenant:
-    """The tenant named in the path, when the browser's cookie holds a token for it."""
+    """The tenant named in the path, when the browser's session is one of its."""
     if not _is_tenant_name(tenant):
         raise TenantNotFound(tenant)
-    try:
-        return tenant_for_secret(session, tenant, request.cookies.get(REPORT_COOKIE))
-    except NotAuthenticated:
-        raise SignInNeeded(tenant, request.url.path + (f"?{request.url.query}" if request.url.query else "")) from None
+    found = report_session.current_session(request, session)
+    if found is None:
+        raise SignInNeeded(tenant, request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+    record, row = found
+    if row.name != tenant:
+        raise TenantNotFound(tenant)
+    request.state.report_csrf = record.csrf_token
+    return row
 
 
 def _is_tenant_name(name: str) -> bool:
@@ -122,50 +131,79 @@ class ConflictQuery:
 
 @router.get("", response_class=HTMLResponse)
 def sign_in_form(request: Request, tenant: str = "", next: str = "") -> HTMLResponse:
-    return page(request, "sign_in.html", tenant_name=tenant[:63], next=_safe_next(next), error=None)
+    return _sign_in_page(request, tenant[:63], next)
+
+
+def _sign_in_page(request: Request, tenant: str, next: str, error: str | None = None) -> HTMLResponse:
+    pre_session, csrf_token = report_session.sign_in_csrf(request)
+    response = page(
+        request,
+        "sign_in.html",
+        status_code=401 if error else 200,
+        tenant_name=tenant,
+        next=_safe_next(next),
+        error=error,
+        csrf_token=csrf_token,
+    )
+    report_session.set_cookie(request, response, report_session.SIGN_IN_COOKIE, pre_session)
+    return response
+
+
+def _refused(request: Request, message: str, target: str, link: str) -> HTMLResponse:
+    """403 for a form post without a valid CSRF token: nothing was signed in or out."""
+    return page(request, "refused.html", status_code=403, tenant=None, message=message, target=target, link=link)
 
 
 @router.post("/sign-in", response_class=HTMLResponse)
 def sign_in(
     request: Request,
     session: Annotated[Session, Depends(db_session)],
-    tenant: Annotated[str, Form(max_length=63)],
-    token: Annotated[str, Form(max_length=MAX_SECRET)],
+    tenant: Annotated[str, Form(max_length=63)] = "",
+    token: Annotated[str, Form(max_length=MAX_SECRET)] = "",
     next: Annotated[str, Form(max_length=2048)] = "",
+    csrf_token: Annotated[str, Form(max_length=128)] = "",
 ) -> Response:
     tenant, token = tenant.strip(), token.strip()
-    try:
-        if not _is_tenant_name(tenant):
-            raise TenantNotFound(tenant)
-        tenant_for_secret(session, tenant, token)
-    except (NotAuthenticated, TenantNotFound):
-        return page(
+    if not report_session.sign_in_csrf_valid(request, csrf_token):
+        return _refused(
             request,
-            "sign_in.html",
-            status_code=401,
-            tenant_name=tenant,
-            next=_safe_next(next),
+            "This sign-in form has expired or did not come from this report, so nobody was signed in. "
+            "Open the sign-in page again and sign in from there.",
+            f"/report?{urlencode({'tenant': tenant})}" if _is_tenant_name(tenant) else "/report",
+            "Open the sign-in page",
+        )
+    session_id = report_session.sign_in_with_token(request, session, tenant, token)
+    if session_id is None:
+        return _sign_in_page(
+            request,
+            tenant,
+            next,
             error="That token does not open this tenant's report. Check both, or create a token with "
-            f"'syncguard tenant token create --tenant {tenant or 'T'}'.",
+            f"'syncguard tenant token create --tenant {tenant if _is_tenant_name(tenant) else 'T'}'.",
         )
     target = _safe_next(next) if _safe_next(next).startswith(f"/report/{tenant}") else f"/report/{tenant}"
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
-        REPORT_COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path="/report",
-        max_age=8 * 3600,
-    )
+    report_session.set_cookie(request, response, REPORT_COOKIE, session_id, report_session.session_ttl_s(request))
+    report_session.drop_cookie(request, response, report_session.SIGN_IN_COOKIE)
     return response
 
 
-@router.post("/sign-out")
-def sign_out() -> Response:
+@router.post("/sign-out", response_class=HTMLResponse)
+def sign_out(request: Request, csrf_token: Annotated[str, Form(max_length=128)] = "") -> Response:
+    """Deletes the session on the server, then the cookie; without a session there is nothing to end."""
+    record = report_session.stored_record(request)
+    if record is not None:
+        if not record.csrf_matches(csrf_token):
+            return _refused(
+                request,
+                "This sign-out form did not come from this report, so you are still signed in. "
+                "Use the Sign out button on a report page.",
+                f"/report/{quote(record.tenant, safe='')}",
+                "Back to the report",
+            )
+        report_session.end_session(request)
     response = RedirectResponse("/report", status_code=303)
-    response.delete_cookie(REPORT_COOKIE, path="/report")
+    report_session.drop_cookie(request, response, REPORT_COOKIE)
     return response
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import httpx
 import pytest
 
+from api.auth import REPORT_COOKIE
 from shared.store.engine import transaction
 from shared.tenants.tokens import list_tokens, revoke_token
 from tests.api.conftest import TenantAccess
@@ -64,3 +66,15 @@ def test_a_revoked_token_is_401_from_then_on(client: httpx.Client, access: Tenan
         (token,) = list_tokens(session, access.tenant)
         revoke_token(session, access.tenant, token.token_id)
     assert client.get(url, headers=access.headers).status_code == 401
+
+
+def test_a_report_session_id_is_no_api_token(client: httpx.Client, access: TenantAccess) -> None:
+    """The report's cookie value opens no API call, as a bearer token or as a cookie."""
+    form = client.get("/report", params={"tenant": access.name})
+    (csrf,) = re.findall(r'name="csrf_token" value="([^"]+)"', form.text)
+    signed = client.post("/report/sign-in", data={"tenant": access.name, "token": access.token, "csrf_token": csrf})
+    assert signed.status_code == 303
+    session_id = signed.cookies[REPORT_COOKIE]
+    url = f"/v1/tenants/{access.name}/features"
+    assert client.get(url, headers={"Authorization": f"Bearer {session_id}"}).status_code == 401
+    assert client.get(url, headers={"Cookie": f"{REPORT_COOKIE}={session_id}"}).status_code == 401

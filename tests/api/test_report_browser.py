@@ -11,10 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Cookie, Page, expect, sync_playwright
 from redis import Redis
 from sqlalchemy import delete
 
+from api.auth import REPORT_COOKIE
+from api.report_session import SIGN_IN_COOKIE
 from shared.store.engine import transaction
 from shared.store.tables import FailedExport, Tenant
 from shared.tenants.registry import TenantSpec, create_tenant
@@ -199,3 +201,53 @@ def test_signing_out_closes_the_report(page: Page, reported: Directory) -> None:
     page.get_by_role("button", name="Sign out").click()
     page.goto(f"/report/{reported.access.name}")
     expect(page.get_by_role("heading", name="Open a tenant's error report")).to_be_visible()
+
+
+def session_cookie(page: Page) -> Cookie:
+    (cookie,) = [c for c in page.context.cookies() if c["name"] == REPORT_COOKIE]
+    return cookie
+
+
+def test_sign_in_browse_and_sign_out_through_the_forms(page: Page, reported: Directory) -> None:
+    """The session a browser holds is an opaque id; signing out ends it, so a copy of it opens nothing."""
+    access = reported.access
+    sign_in(page, access)
+    expect(page.get_by_role("heading", name="Duplicate attribute conflicts")).to_be_visible()
+    cookie = session_cookie(page)
+    assert cookie["value"] != access.token and access.token not in str(page.context.cookies())
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/report"
+    assert not cookie["secure"], "plain http here; behind a TLS proxy the cookie is Secure"
+
+    page.get_by_role("link", name="Failed exports 1").click()
+    expect(page.get_by_role("heading", name="Failed exports")).to_be_visible()
+    page.get_by_role("link", name="Conflicts").click()
+    page.get_by_role("link", name="Team").first.click()
+    expect(page.get_by_role("heading", name="Team")).to_be_visible()
+    assert session_cookie(page)["value"] == cookie["value"], "browsing keeps the one session"
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Open a tenant's error report")).to_be_visible()
+    assert REPORT_COOKIE not in {c["name"] for c in page.context.cookies()}
+    screenshot(page, "7-signed-out")
+
+    page.context.add_cookies([cookie])  # a copy taken before signing out
+    page.goto(f"/report/{access.name}/failures")
+    expect(page.get_by_role("heading", name="Open a tenant's error report")).to_be_visible()
+    assert page.locator("table.failures").count() == 0
+
+
+def test_a_sign_in_form_without_its_cookie_is_refused(page: Page, reported: Directory) -> None:
+    """The CSRF check in a real browser: the form's token no longer matches a cookie, so 403."""
+    page.goto(f"/report/{reported.access.name}")
+    page.get_by_label("API token").fill(reported.access.token)
+    page.context.clear_cookies(name=SIGN_IN_COOKIE)
+    with page.expect_response("**/report/sign-in") as posted:
+        page.get_by_role("button", name="Open report").click()
+    assert posted.value.status == 403
+    expect(page.get_by_role("heading", name="This form was refused")).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text("nobody was signed in")
+    screenshot(page, "8-form-refused")
+    page.get_by_role("link", name="Open the sign-in page").click()
+    page.get_by_label("API token").fill(reported.access.token)
+    page.get_by_role("button", name="Open report").click()
+    expect(page.get_by_role("heading", name="Duplicate attribute conflicts")).to_be_visible()

@@ -15,12 +15,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import directory, exports, features, graph, operations, report
 from api.auth import TenantNotFound
 from api.services import Services
 from shared.exports.transient import is_unavailable
+from shared.preflight.redis_policy import require_noeviction
 from shared.settings import Settings
 
 DESCRIPTION = """\
@@ -68,6 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # A Redis that may evict keys raises EvictingRedis here: uvicorn logs why and exits non-zero.
+        await run_in_threadpool(require_noeviction, settings)
         app.state.services = Services.start(settings)
         try:
             yield

@@ -16,7 +16,7 @@ from kombu import Queue  # type: ignore[attr-defined]
 from shared.messaging import EXPORTS_QUEUE, QUEUES, TASK_ROUTES
 from shared.settings import Settings
 from shared.store.engine import forget_inherited_connections
-from workers import diagnostics, exports, maintenance
+from workers import diagnostics, exports, maintenance, preflight
 from workers.context import WorkerContext
 
 
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Celery:
     exports.register(app, context)
     maintenance.register(app, context)
     diagnostics.register(app)
+    preflight.check_redis_at_start(app, settings)
     return app
 
 

@@ -18,12 +18,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import directory, exports, features, graph, operations, report
+from api import directory, exports, features, graph, operations, outages, report
 from api.auth import TenantNotFound
 from api.services import Services
 from shared.exports.transient import is_unavailable
 from shared.preflight.redis_policy import require_noeviction
 from shared.settings import Settings
+from shared.store.engine import EngineOptions, use_engine_options
 
 DESCRIPTION = """\
 Post directory-sync exports and read what syncguard made of them: provisioning errors (duplicate
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # A Redis that may evict keys raises EvictingRedis here: uvicorn logs why and exits non-zero.
         await run_in_threadpool(require_noeviction, settings)
+        use_engine_options(EngineOptions.for_api(settings))
         app.state.services = Services.start(settings)
         try:
             yield
@@ -108,19 +110,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def database_unavailable(request: Request, exc: Exception) -> Response:
         if not is_unavailable(exc):
             raise exc  # a defect, not an outage: the server error it is
+        problem = outages.logged(outages.what_is_down(exc), exc, f"{request.method} {request.url.path}")
         return JSONResponse(
-            {"detail": "the database is unavailable; try again shortly"},
-            status_code=503,
-            headers={"Retry-After": RETRY_AFTER_S},
+            {"detail": f"{problem}; try again shortly"}, status_code=503, headers={"Retry-After": RETRY_AFTER_S}
         )
 
     @app.exception_handler(RedisConnectionError)
     @app.exception_handler(RedisTimeoutError)
     def redis_unavailable(request: Request, exc: Exception) -> Response:
+        problem = outages.logged(outages.what_is_down(exc), exc, f"{request.method} {request.url.path}")
         return JSONResponse(
-            {"detail": "Redis is unavailable; try again shortly"},
-            status_code=503,
-            headers={"Retry-After": RETRY_AFTER_S},
+            {"detail": f"{problem}; try again shortly"}, status_code=503, headers={"Retry-After": RETRY_AFTER_S}
         )
 
     return app

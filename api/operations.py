@@ -11,6 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 
+from api import outages
 from api.schemas import Health
 from api.services import Services, services
 from shared.messaging import QUEUES
@@ -24,11 +25,6 @@ PROPERTY_NAMES = ("UserPrincipalName", "ProxyAddresses")
 OBJECT_TYPES = ("User", "Group", "Contact")
 
 
-def _first_line(error: Exception) -> str:
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else 'no reason given'}"
-
-
 @router.get(
     "/healthz",
     response_model=Health,
@@ -36,16 +32,18 @@ def _first_line(error: Exception) -> str:
     responses={503: {"model": Health, "description": "The database or Redis does not answer."}},
 )
 def healthz(response: Response, found: Annotated[Services, Depends(services)]) -> Health:
+    """Each field is "ok" or a fixed phrase (api/outages.py); the exception goes to the log, since its
+    text names the servers and the database user."""
     database = redis = "ok"
     try:
         with transaction(found.settings.database_url) as session:
             session.execute(text("SELECT 1"))
     except Exception as exc:
-        database = _first_line(exc)
+        database = outages.logged(outages.what_is_down(exc), exc, "/healthz")
     try:
         found.redis.ping()
     except Exception as exc:
-        redis = _first_line(exc)
+        redis = outages.logged(outages.what_is_down(exc), exc, "/healthz")
     healthy = database == redis == "ok"
     if not healthy:
         response.status_code = 503
@@ -126,6 +124,7 @@ def metrics(found: Annotated[Services, Depends(services)]) -> Response:
     registry.register(ScrapeTimeCollector(found))
     try:
         body = generate_latest(registry)
-    except Exception as exc:  # a failed scrape is itself the signal; say why in one line
-        return Response(f"metrics unavailable: {_first_line(exc)}\n", status_code=503, media_type="text/plain")
+    except Exception as exc:  # a failed scrape is itself the signal; the log says why
+        problem = outages.logged(outages.what_is_down(exc), exc, "/metrics")
+        return Response(f"metrics unavailable: {problem}\n", status_code=503, media_type="text/plain")
     return Response(body, media_type=CONTENT_TYPE_LATEST)

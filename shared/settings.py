@@ -53,6 +53,16 @@ class Settings(BaseSettings):
     lock_wait_s: float = Field(
         5.0, ge=0, description="How long an export spins for busy locks before handing back to Celery."
     )
+    database_statement_timeout_s: float = Field(
+        60, ge=0, description="PostgreSQL cancels a statement of a worker, beat or the CLI after this (0: never)."
+    )
+    api_statement_timeout_s: float = Field(
+        10, ge=0, description="PostgreSQL cancels a statement of the HTTP API after this (0: never); the caller waits."
+    )
+    api_database_pool_size: int = Field(6, ge=1, description="Database connections one API process opens at most.")
+    api_database_pool_timeout_s: float = Field(
+        10, gt=0, description="How long an API request waits for a free database connection before its 503."
+    )
     task_time_limit_s: int = Field(120, ge=1)
     export_retry_limit: int = Field(50, ge=0, description="Celery retries for lock contention or races.")
     export_crash_limit: int = Field(

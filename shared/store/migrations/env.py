@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from alembic import context
 
-from shared.store.engine import get_engine
+from shared.store.engine import MIGRATIONS, get_engine
 from shared.store.tables import Base
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or None
-engine = get_engine(url)
+engine = get_engine(url, MIGRATIONS)
 
 with engine.connect() as connection:
     context.configure(

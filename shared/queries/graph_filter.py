@@ -25,6 +25,7 @@ from shared.queries.graph_ast import (
     Negation,
     UnsupportedQuery,
 )
+from shared.queries.options import ERROR_CATEGORIES
 from shared.store.tables import DirectoryObject, ProvisioningError
 
 _ERRORS = ProvisioningError.__table__.alias("graph_error")  # the entry an any() lambda ranges over
@@ -87,10 +88,11 @@ class _Translator:
         if node.field == "":
             return self.text_comparison(element, node, nullable=False)
         if node.field == "propertyCausingError":
-            return self.property_causing_error(node)
-        if node.field in ("category", "value"):
-            column = _ERRORS.c.category if node.field == "category" else _ERRORS.c.property_value
-            return self.text_comparison(column, node, nullable=False)
+            return self.closed_set(_ERRORS.c.property_name, node, GRAPH_PROPERTY_NAMES)
+        if node.field == "category":
+            return self.closed_set(_ERRORS.c.category, node, {c: c for c in ERROR_CATEGORIES})
+        if node.field == "value":
+            return self.text_comparison(_ERRORS.c.property_value, node, nullable=False)
         if node.field == "id":
             # Object ids are lower-case UUIDs, so the unique index answers without lower().
             return self.exact(DirectoryObject.object_id, node, [v.lower() if v else v for v in node.values])
@@ -125,17 +127,21 @@ class _Translator:
             matched = column.in_(texts) if len(texts) != 1 else column == texts[0]
         return not_(matched) if node.operator == "ne" else matched
 
-    def property_causing_error(self, node: Comparison) -> ColumnElement[bool]:
-        """Two possible values, so the literals are matched here and the column compared exactly."""
+    def closed_set(self, column: Any, node: Comparison, spellings: dict[str, str]) -> ColumnElement[bool]:
+        """A column with a few known values (stored name -> Graph's spelling): the literals are matched
+        here, case-insensitively, and the column compared exactly, so PostgreSQL's statistics apply."""
 
-        def matches(stored: str, value: str) -> bool:
-            graph = GRAPH_PROPERTY_NAMES[stored].lower()
-            return graph.startswith(value.lower()) if node.operator == "startswith" else graph == value.lower()
+        def matches(graph: str, value: str) -> bool:
+            return (
+                graph.lower().startswith(value.lower())
+                if node.operator == "startswith"
+                else graph.lower() == value.lower()
+            )
 
-        names = [
-            stored for stored in GRAPH_PROPERTY_NAMES if any(v is not None and matches(stored, v) for v in node.values)
+        stored = [
+            name for name, graph in spellings.items() if any(v is not None and matches(graph, v) for v in node.values)
         ]
-        matched: ColumnElement[bool] = _ERRORS.c.property_name.in_(names) if names else false()
+        matched: ColumnElement[bool] = column.in_(stored) if stored else false()
         return not_(matched) if node.operator == "ne" else matched
 
     def any_element(self, node: AnyElement) -> ColumnElement[bool]:

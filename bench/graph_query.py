@@ -1,6 +1,6 @@
 """The Graph face's error filter with `$count=true` over a million directory objects.
 
-    python -m bench.graph_query [--objects 1000000] [--error-every 10] [--queries 200]
+    python -m bench.graph_query [--objects 1000000] [--error-every 100] [--queries 200]
 
 The objects (two users to a group) and their provisioning errors (on every `--error-every`-th
 object; 1 gives each object one) are generated inside PostgreSQL, as bench/query.py does. Then the
@@ -31,8 +31,8 @@ FROM generate_series(1, :count) AS i;
 INSERT INTO provisioning_errors (tenant_id, object_pk, key, category, property_name, property_value,
                                  conflicting_object_id, occurred_at)
 SELECT :tenant, o.id, 'v' || o.id || '@bench.test', 'PropertyConflict',
-       CASE WHEN o.object_class = 'User' AND o.id % 2 = 0 THEN 'UserPrincipalName' ELSE 'ProxyAddresses' END,
-       CASE WHEN o.object_class = 'User' AND o.id % 2 = 0 THEN '' ELSE 'smtp:' END || 'v' || o.id || '@bench.test',
+       CASE WHEN o.object_class = 'User' AND o.id / :every % 2 = 0 THEN 'UserPrincipalName' ELSE 'ProxyAddresses' END,
+       CASE WHEN o.object_class = 'User' AND o.id / :every % 2 = 0 THEN '' ELSE 'smtp:' END || 'v' || o.id || '@bench.test',
        md5('holder' || o.id)::uuid::text, now() - (o.id || ' seconds')::interval
 FROM directory_objects o WHERE o.tenant_id = :tenant AND o.id % :every = 0;
 """
@@ -102,7 +102,7 @@ def measure(objects: int, every: int, queries: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, default=1_000_000)
-    parser.add_argument("--error-every", type=int, default=10, help="every N-th object has an error (1: all)")
+    parser.add_argument("--error-every", type=int, default=100, help="every N-th object has an error (1: all)")
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
     print_figures(measure(args.objects, args.error_every, args.queries))

@@ -66,15 +66,22 @@ def _enqueue(body: IO[bytes], tenant: str, found: Services) -> PostResult:
         401: {"model": Problem},
         404: {"model": Problem},
         413: {"model": Problem, "description": "The body is over API_MAX_BODY_BYTES; nothing was enqueued."},
-        503: {"model": Problem, "description": "The broker cannot be reached; post again (exports are idempotent)."},
+        503: {
+            "model": Problem,
+            "description": "The broker or the database cannot be reached; post again (exports are idempotent).",
+        },
     },
 )
 async def post_tenant_exports(
     request: Request, tenant: AuthorisedTenant, found: Annotated[Services, Depends(services)]
 ) -> PostAccepted:
     """Each export is validated as `syncguard post` does; a rejected one is recorded as a failed export
-    of this tenant and named in `rejections`, and never stops the others. Every export must be for the
-    tenant in the path."""
+    of this tenant and counted in `rejected`, and never stops the others. Every export must be for the
+    tenant in the path; one for another tenant is rejected (and recorded under this one).
+
+    However many lines are bad, every one is judged, counted and recorded (in bulk, as the body is
+    read), and the request's memory does not grow with their number: `rejections` lists the first
+    1,000 of each error code and `rejectedByCode` counts all of them."""
     limit = found.settings.api_max_body_bytes
     declared = _declared_length(request)
     if declared is not None and declared > limit:
@@ -99,6 +106,7 @@ async def post_tenant_exports(
     return PostAccepted(
         batch=result.batch,
         accepted=result.enqueued,
-        rejected=len(result.rejected),
+        rejected=result.rejected_count,
+        rejectedByCode=result.rejected_by_code,
         rejections=[Rejection(item=r.line, errorCode=r.code, error=r.error) for r in result.rejected],
     )

@@ -26,8 +26,14 @@ class Rejection(BaseModel):
 class PostAccepted(BaseModel):
     batch: str = Field(description="Id of this request's exports; workers count them under it.")
     accepted: int = Field(description="Exports validated and enqueued.")
-    rejected: int = Field(description="Exports refused; each is recorded as a failed export of the tenant.")
-    rejections: list[Rejection]
+    rejected: int = Field(
+        description="Exports refused, all of them; each is recorded as a failed export of the tenant."
+    )
+    rejectedByCode: dict[str, int] = Field(description="`rejected`, counted per error code.")
+    rejections: list[Rejection] = Field(
+        description="The first 1,000 rejections of each error code, in body order; the others are only "
+        "counted here, and recorded as failed exports like these."
+    )
 
 
 class ProvisioningErrorEntry(BaseModel):

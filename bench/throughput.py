@@ -86,13 +86,13 @@ def measure(exports: int, conflict_percent: float, workers: int) -> dict[str, fl
             noop_s = timed_run(env, NOOP, ({} for _ in range(exports)))
             reset_store()
             messages = export_messages(exports, conflict_percent)
-            exports_per_s = exports / timed_run(env, APPLY_EXPORT, (export_kwargs(m) for m in messages))
+            exports_per_s = exports / timed_run(env, APPLY_EXPORT, (export_kwargs(m, tenant=TENANT) for m in messages))
             # 0 % and 20 % take turns in halves, so a drift of the machine's speed weighs on both alike.
             seconds = {0.0: 0.0, 20.0: 0.0}
             for generation, percent in enumerate((0.0, 20.0, 0.0, 20.0), start=1):
                 reset_store()
                 messages = export_messages(exports // 2, percent, generation)
-                seconds[percent] += timed_run(env, APPLY_EXPORT, (export_kwargs(m) for m in messages))
+                seconds[percent] += timed_run(env, APPLY_EXPORT, (export_kwargs(m, tenant=TENANT) for m in messages))
             rates = {percent: 2 * (exports // 2) / spent for percent, spent in seconds.items()}
             rss = max(_peak_rss_mb(pid) for pid in _worker_pids(pool))
     noop_per_s = exports / noop_s

@@ -3,6 +3,11 @@
 Task names, queue names and the routing table live here, once: both the workers' app and the
 producer's app route by `TASK_ROUTES`, so no call site names a queue. `send_export` is the one way an
 `apply_export` message is built and sent, by the producer, redelivery, a worker's retry and the tests.
+
+Every `apply_export` message is bound to the tenant its sender is authorised for (the `tenant`
+keyword argument, beside the export itself): the worker refuses an export that names another tenant
+and files it as a failure of the bound tenant, so no path can write across tenants. A message from
+an older version has no `tenant`: it is bound to the tenant it names, as before.
 """
 
 from __future__ import annotations
@@ -38,15 +43,19 @@ class Sender(Protocol):
     def send_task(self, name: str, *args: Any, **options: Any) -> Any: ...
 
 
-def export_kwargs(message: Any, batch: str | None = None, index: int | None = None) -> dict[str, Any]:
-    """An `apply_export` message's keyword arguments: the export itself, and where its post tracks it."""
-    return {"message": message, "batch": batch, "index": index}
+def export_kwargs(
+    message: Any, batch: str | None = None, index: int | None = None, *, tenant: str | None
+) -> dict[str, Any]:
+    """An `apply_export` message's keyword arguments: the export itself, where its post tracks it, and
+    the tenant it is bound to (None: bound to the tenant it names, for a sender that may write any)."""
+    return {"message": message, "batch": batch, "index": index, "tenant": tenant}
 
 
 def send_export(
     app: Sender,
     message: Any,
     *,
+    tenant: str | None,
     batch: str | None = None,
     index: int | None = None,
     producer: Any = None,
@@ -54,8 +63,11 @@ def send_export(
     retries: int = 0,
     countdown: float | None = None,
 ) -> None:
-    """Enqueue one export. `batch` and `index` file it in a post's ledger (`post --wait` counts it);
-    `task_id` and `retries` make it the retry of an earlier delivery, as `Task.retry` would."""
+    """Enqueue one export, bound to `tenant`: the tenant the sender is authorised for, which the
+    export must name. None binds it to whatever tenant it names: only for a sender that may write
+    every tenant and sends what it was given as is (the tests' raw messages).
+    `batch` and `index` file it in a post's ledger (`post --wait` counts it); `task_id` and `retries`
+    make it the retry of an earlier delivery, as `Task.retry` would."""
     options: dict[str, Any] = {}
     if producer is not None:
         options["producer"] = producer
@@ -65,7 +77,7 @@ def send_export(
         options["retries"] = retries
     if countdown is not None:
         options["countdown"] = countdown
-    app.send_task(APPLY_EXPORT, kwargs=export_kwargs(message, batch, index), **options)
+    app.send_task(APPLY_EXPORT, kwargs=export_kwargs(message, batch, index, tenant=tenant), **options)
 
 
 def send_release(app: Sender, tenant: str, keys: list[str]) -> None:

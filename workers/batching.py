@@ -18,16 +18,19 @@ from celery_batches import Batches, SimpleRequest, consume_queue
 from celery_batches.trace import apply_batches_task
 
 from shared.exports.crash_counter import DeliveryId
+from shared.exports.tenant_binding import sent_for
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class ExportDelivery:
-    """One export message as the batch received it."""
+    """One export message as the batch received it, with the tenant it is bound to: the one it was
+    sent for, or, for a message of an older version that carries none, the one it names."""
 
     delivery: DeliveryId
     message: Any
+    tenant: str | None
 
     @classmethod
     def of(cls, request: SimpleRequest) -> ExportDelivery:
@@ -36,7 +39,9 @@ class ExportDelivery:
             kwargs.setdefault(name, value)
         retries = int((request.request_dict or {}).get("retries") or 0)
         delivery = DeliveryId(str(request.id), retries, kwargs.get("batch"), kwargs.get("index"))
-        return cls(delivery, kwargs.get("message"))
+        bound = kwargs.get("tenant")
+        message = kwargs.get("message")
+        return cls(delivery, message, sent_for(bound if isinstance(bound, str) else None, message))
 
 
 class ExportBatches(Batches):  # type: ignore[misc]

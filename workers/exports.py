@@ -14,6 +14,10 @@ recorded:
   twice; past EXPORT_CRASH_LIMIT it is a dead letter.
 The batch returns one verdict per message: finished ones are acknowledged, the rest go back on the
 queue. A worker process that dies under a batch, or a batch that raises, puts all of them back.
+
+Before any of that, each message is held to the tenant it is bound to (`ExportDelivery.tenant`): one
+whose export names another tenant is refused, filed as a `DataValidationFailed` failure of the bound
+tenant (never of the one it names), and acknowledged. A retry is sent bound to the same tenant.
 """
 
 from __future__ import annotations
@@ -28,13 +32,15 @@ from celery_batches import SimpleRequest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from shared.core.export import ExportRejected
 from shared.exports.crash_counter import begin_batch, begin_delivery, end_deliveries
-from shared.exports.failures import record_dead_letter
+from shared.exports.failures import FailureRecord, record_dead_letter, record_failures
 from shared.exports.outcomes import Outcome, RetryLater
+from shared.exports.tenant_binding import refusal
 from shared.exports.transient import is_transient
 from shared.messaging import APPLY_EXPORT, RELEASE_VALUES, send_export, send_release, send_sweep
 from shared.metrics.activity import count_quarantines
-from shared.store.engine import transaction
+from shared.store.engine import get_engine, transaction
 from workers.batching import ExportBatches, ExportDelivery
 from workers.context import WorkerContext
 
@@ -67,14 +73,41 @@ class ExportWork:
         except Exception as exc:
             log.warning("could not count the deliveries of %d exports (%s); they go back", len(exports), describe(exc))
             return [False] * len(exports)
-        first = [i for i, number in enumerate(counts) if number == 1]
         verdicts = [False] * len(exports)
+        refused = self._refused(exports)
+        for i, done in self._file_refusals(exports, refused).items():
+            verdicts[i] = done
+        first = [i for i, number in enumerate(counts) if number == 1 and i not in refused]
         for i, done in zip(first, self._apply_first_deliveries([exports[i] for i in first], started), strict=True):
             verdicts[i] = done
         for i, number in enumerate(counts):
-            if number > 1:
+            if number > 1 and i not in refused:
                 verdicts[i] = self._apply_alone(exports[i], started)
         return verdicts
+
+    def _refused(self, exports: Sequence[ExportDelivery]) -> dict[int, ExportRejected]:
+        """The messages whose export names another tenant than the one they are bound to."""
+        limit = self.settings.max_proxy_addresses
+        found = {i: refusal(e.message, e.tenant, max_proxy_addresses=limit) for i, e in enumerate(exports)}
+        return {i: rejected for i, rejected in found.items() if rejected is not None}
+
+    def _file_refusals(self, exports: Sequence[ExportDelivery], refused: dict[int, ExportRejected]) -> dict[int, bool]:
+        """File each refusal under its bound tenant, in one transaction; while that fails, they retry."""
+        if not refused:
+            return {}
+        try:
+            with get_engine(self.settings.database_url).begin() as connection:
+                record_failures(connection, [FailureRecord.of(rejected) for rejected in refused.values()])
+        except Exception as exc:
+            log.warning("could not file %d refused export(s) (%s); they are tried again", len(refused), describe(exc))
+            return {i: self._send_retry(exports[i], exc) for i in refused}
+        for i, rejected in refused.items():
+            log.warning("refused an export bound to tenant %r: %s", exports[i].tenant, rejected.message)
+        self._quietly(
+            lambda: end_deliveries(self.context.redis, [(exports[i].delivery, "failed") for i in refused]),
+            "record the end of the refused exports",
+        )
+        return dict.fromkeys(refused, True)
 
     def _apply_first_deliveries(self, exports: Sequence[ExportDelivery], started: float) -> list[bool]:
         """The first deliveries: one transaction for all it can take, then the rest alone."""
@@ -169,6 +202,7 @@ class ExportWork:
             send_export(
                 self.context.app,
                 export.message,
+                tenant=export.tenant,
                 batch=d.batch,
                 index=d.index,
                 task_id=d.task_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable
 from typing import Any, TextIO
@@ -12,7 +13,7 @@ from redis import Redis
 from shared import queries
 from shared.cli.root import cli, emit_json, emit_table, first_line, json_option, redact, tenant_option
 from shared.core.timestamps import iso_utc
-from shared.exports.failures import retry_candidates, unattributed
+from shared.exports.failures import retry_messages, unattributed
 from shared.exports.post_ledger import outcomes, wait_for
 from shared.exports.producer import PostInterrupted, PostResult, post_exports
 from shared.exports.producer import as_json as post_result_json
@@ -30,10 +31,24 @@ def _post_payload(result: PostResult) -> dict[str, Any]:
     return payload
 
 
+def _left_out(payload: dict[str, Any]) -> str | None:
+    """The rejections `rejected` does not list (beyond the first of each code), in words."""
+    more = payload["rejectedCount"] - len(payload["rejected"])
+    if more <= 0:
+        return None
+    counts = ", ".join(f"{code} {count}" for code, count in sorted(payload["rejectedByCode"].items()))
+    return (
+        f"... and {more} more rejected line(s) not listed ({payload['rejectedCount']} in all: {counts}); "
+        "each is kept as a failed export ('syncguard failures list')"
+    )
+
+
 def _print_post(payload: dict[str, Any]) -> None:
     click.echo(f"enqueued {payload['enqueued']} export(s) in batch {payload['batch']}")
     for rejected in payload["rejected"]:
         click.echo(f"rejected line {rejected['line']}: {rejected['errorCode']}: {rejected['error']}")
+    if (more := _left_out(payload)) is not None:
+        click.echo(more)
     if "outcomes" in payload:
         counts = ", ".join(f"{status} {count}" for status, count in sorted(payload["outcomes"].items()))
         click.echo(f"outcomes: {counts or 'none'}")
@@ -68,10 +83,11 @@ def post(source: TextIO, wait: bool, timeout: float, as_json: bool) -> None:
         )
 
 
-def _post_or_explain(lines: Iterable[str], as_json: bool) -> PostResult:
-    """Post; when the broker fails part-way, show what was enqueued and say that posting again is safe."""
+def _post_or_explain(lines: Iterable[str], as_json: bool, tenant: str | None = None) -> PostResult:
+    """Post (bound to `tenant`, when given); when the broker fails part-way, show what was enqueued and
+    say that posting again is safe."""
     try:
-        return post_exports(lines, get_settings())
+        return post_exports(lines, get_settings(), tenant=tenant)
     except PostInterrupted as interrupted:
         done = interrupted.result
         if as_json:
@@ -163,18 +179,20 @@ def failures_retry(tenant_name: str, source_anchor: str | None, wait: bool, time
     """Send the tenant's failed exports again, as stored; each is validated and applied anew.
 
     The entry stays until an export of the object succeeds; one failing again counts another attempt.
+    The retry is bound to the tenant: a kept message that names another tenant is refused again (and
+    stays a failed export of this one), never sent.
     """
+    settings = get_settings()
     with transaction() as session:
         require(session, tenant_name)
-        anchors_and_lines = [
-            (f.source_anchor, f.raw or "") for f in retry_candidates(session, tenant_name, source_anchor)
-        ]
-    if source_anchor is not None and not anchors_and_lines:
+    lines = retry_messages(settings.database_url, tenant_name, source_anchor)
+    first = next(lines, None)
+    if source_anchor is not None and first is None:
         raise click.ClickException(f"tenant {tenant_name!r} has no failed export for sourceAnchor {source_anchor!r}")
-    result = _post_or_explain([line for _, line in anchors_and_lines], as_json)
+    result = _post_or_explain(itertools.chain([first] if first is not None else [], lines), as_json, tenant_name)
     payload = _post_payload(result)
-    for rejected in payload["rejected"]:
-        rejected["sourceAnchor"] = anchors_and_lines[rejected["line"] - 1][0]
+    for listed, rejected in zip(result.rejected, payload["rejected"], strict=True):
+        rejected["sourceAnchor"] = listed.source_anchor
     finished = True
     if wait:
         redis = Redis.from_url(get_settings().redis_url)
@@ -186,6 +204,8 @@ def failures_retry(tenant_name: str, source_anchor: str | None, wait: bool, time
         click.echo(f"re-sent {result.enqueued} failed export(s) of tenant {tenant_name!r} in batch {result.batch}")
         for rejected in payload["rejected"]:
             click.echo(f"still invalid: {rejected['sourceAnchor']}: {rejected['errorCode']}: {rejected['error']}")
+        if (more := _left_out(payload)) is not None:
+            click.echo(more)
         if "outcomes" in payload:
             counts = ", ".join(f"{status} {count}" for status, count in sorted(payload["outcomes"].items()))
             click.echo(f"outcomes: {counts or 'none'}")

@@ -1,7 +1,10 @@
 """The producer client: validate export lines and enqueue one Celery message per export.
 
 A line that cannot be an export is recorded as a failed export right away and reported back, so
-nothing posted is lost silently and a bad line never stops the others.
+nothing posted is lost silently and a bad line never stops the others. Memory does not grow with
+the number of lines: valid exports go out in chunks, rejections are filed in bulk as the lines
+stream (`shared.exports.failures.FailureFiling`), and the result counts every rejection but lists
+only the first REJECTIONS_LISTED of each error code.
 
 Redis has no publisher confirms, so "enqueued" means the broker answered the LPUSH. Every message
 is first filed in the batch's pending ledger (`shared.exports.post_ledger`), so one the broker loses later is
@@ -23,16 +26,18 @@ from kombu.exceptions import OperationalError as BrokerUnreachable
 from redis import Redis
 from redis.exceptions import RedisError
 
-from shared.core.export import ErrorCode, Export, ExportRejected, parse_export
-from shared.exports.failures import record_failure
+from shared.core.export import ExportRejected, parse_export
+from shared.exports.failures import FailureFiling, FailureRecord
 from shared.exports.post_ledger import forget_posted, record_posted
+from shared.exports.tenant_binding import other_tenant
 from shared.messaging import TASK_ROUTES, send_export
 from shared.settings import Settings
-from shared.store.engine import transaction
 
 log = logging.getLogger(__name__)
 
 LEDGER_CHUNK = 200
+LEDGER_CHUNK_BYTES = 4 * 1024 * 1024  # a chunk of large exports goes out before it has 200
+REJECTIONS_LISTED = 1000  # per error code: the rest are counted, and filed as failed exports all the same
 # Bounded: a broker that is down fails the post within seconds instead of hanging it.
 PUBLISH_RETRY_POLICY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1.0}
 BROKER_SOCKET_OPTIONS = {"socket_timeout": 10, "socket_connect_timeout": 5}
@@ -43,13 +48,31 @@ class RejectedLine:
     line: int
     code: str
     error: str
+    source_anchor: str | None = None  # the object it was filed under, when it names one
 
 
 @dataclass(slots=True)
 class PostResult:
+    """What a post did. `rejected` lists the first REJECTIONS_LISTED rejections of each error code, in
+    line order; `rejected_count` and `rejected_by_code` count all of them."""
+
     batch: str
     enqueued: int = 0
     rejected: list[RejectedLine] = field(default_factory=list)
+    rejected_count: int = 0
+    rejected_by_code: dict[str, int] = field(default_factory=dict)
+
+    def reject(self, line: int, rejection: ExportRejected) -> None:
+        code = rejection.code.value
+        seen = self.rejected_by_code.get(code, 0)
+        self.rejected_by_code[code] = seen + 1
+        self.rejected_count += 1
+        if seen < REJECTIONS_LISTED:
+            self.rejected.append(RejectedLine(line, code, rejection.message, rejection.source_anchor))
+
+    @property
+    def rejections_left_out(self) -> int:
+        return self.rejected_count - len(self.rejected)
 
 
 class PostInterrupted(BrokerUnreachable):
@@ -77,69 +100,64 @@ def producer_app(settings: Settings) -> Celery:
     return app
 
 
-def _bind_to_tenant(line: str, export: Export, tenant: str) -> None:
-    """A producer authorised for one tenant can neither post for another nor file failures there."""
-    if export.tenant != tenant:
-        raise ExportRejected(
-            ErrorCode.DATA_VALIDATION_FAILED,
-            f"the export is for tenant {export.tenant!r} but was posted for tenant {tenant!r}",
-            tenant=tenant,
-            source_anchor=export.source_anchor,
-            object_class=export.object_class.value,
-            raw=line,
-        )
-
-
 def post_exports(
     lines: Iterable[str], settings: Settings, app: Celery | None = None, *, tenant: str | None = None
 ) -> PostResult:
     """Enqueue every valid export line (blank lines are skipped); record the others as failures.
 
-    With `tenant`, every export must be for that tenant and every rejection is filed under it.
+    With `tenant`, the post is bound to that tenant (a token's, or a failed export's of that tenant):
+    an export for another tenant is rejected, every rejection is filed under `tenant`, and every
+    message is sent bound to it (`send_export`), so the worker holds it to the same rule.
     """
     app = app or producer_app(settings)
     ledger = Redis.from_url(settings.redis_url)
     result = PostResult(batch=uuid.uuid4().hex)
-    rejected: list[ExportRejected] = []
+    filing = FailureFiling(settings.database_url)
     chunk: list[tuple[int, dict[str, Any]]] = []
+    chunk_bytes = 0
     number = 0
     try:
         with app.producer_or_acquire() as producer:
             for number, line in enumerate(lines, start=1):
-                if len(chunk) >= LEDGER_CHUNK:
-                    _send(app, producer, ledger, result, chunk)
-                    chunk = []
+                if len(chunk) >= LEDGER_CHUNK or chunk_bytes >= LEDGER_CHUNK_BYTES:
+                    _send(app, producer, ledger, result, chunk, tenant)
+                    chunk, chunk_bytes = [], 0
                 if not line.strip():
                     continue
                 try:
                     export = parse_export(line, max_proxy_addresses=settings.max_proxy_addresses)
-                    if tenant is not None:
-                        _bind_to_tenant(line, export, tenant)
+                    if tenant is not None and export.tenant != tenant:
+                        raise other_tenant(export, tenant, line)
                 except ExportRejected as exc:
                     if tenant is not None:
                         exc.tenant = tenant
-                    rejected.append(exc)
-                    result.rejected.append(RejectedLine(number, exc.code.value, exc.message))
+                    # Plain data only: the exception, its traceback and frames go at the end of this block.
+                    filing.add(FailureRecord.of(exc))
+                    result.reject(number, exc)
                     continue
                 chunk.append((number, export.to_message()))
-            _send(app, producer, ledger, result, chunk)
+                chunk_bytes += len(line)
+            _send(app, producer, ledger, result, chunk, tenant)
     except PostInterrupted:
         raise
     except (BrokerUnreachable, RedisError, OSError) as exc:  # connecting to the broker failed
         raise PostInterrupted(result, chunk[0][0] if chunk else max(number, 1), exc) from exc
     finally:
         # Even when the broker fails half-way, the lines already judged invalid are kept.
-        if rejected:
-            with transaction(settings.database_url) as session:
-                for rejection in rejected:
-                    record_failure(session, rejection)
+        filing.flush()
     return result
 
 
 def _send(
-    app: Celery, producer: Any, ledger: Redis, result: PostResult, chunk: list[tuple[int, dict[str, Any]]]
+    app: Celery,
+    producer: Any,
+    ledger: Redis,
+    result: PostResult,
+    chunk: list[tuple[int, dict[str, Any]]],
+    tenant: str | None,
 ) -> None:
-    """File the chunk in the pending ledger, then enqueue it; on a failure, unfile what was not sent."""
+    """File the chunk in the pending ledger, then enqueue it, each message bound to the post's tenant
+    (or, for a post that may write any, to the tenant it names); on a failure, unfile what was not sent."""
     if not chunk:
         return
     try:
@@ -148,7 +166,9 @@ def _send(
         raise PostInterrupted(result, chunk[0][0], exc) from exc
     for position, (number, message) in enumerate(chunk):
         try:
-            send_export(app, message, batch=result.batch, index=number, producer=producer)
+            send_export(
+                app, message, tenant=tenant or message["tenant"], batch=result.batch, index=number, producer=producer
+            )
         except Exception as exc:
             try:
                 forget_posted(ledger, result.batch, (n for n, _ in chunk[position:]))
@@ -159,10 +179,13 @@ def _send(
 
 
 def as_json(result: PostResult) -> str:
+    """docs/design.md §3.3: `rejected` lists the first rejections of each code, the counts give all."""
     return json.dumps(
         {
             "batch": result.batch,
             "enqueued": result.enqueued,
             "rejected": [{"line": r.line, "errorCode": r.code, "error": r.error} for r in result.rejected],
+            "rejectedCount": result.rejected_count,
+            "rejectedByCode": result.rejected_by_code,
         }
     )

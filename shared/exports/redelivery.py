@@ -10,6 +10,10 @@ and the exports queue is empty. Then it is in no queue (kombu would have put an 
 back by now) and in no worker. Sending it again is harmless: applying is idempotent, and a copy that
 survived after all is skipped by its sequence. While the queue is busy nothing is re-sent, since a
 pending export may simply be waiting its turn.
+
+A re-sent export is bound to the tenant it names (`send_export`'s `tenant`): the ledger only ever
+holds exports the producer validated, and checked against the post's tenant, before filing them,
+so the tenant it names is the one its post was authorised for.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from celery import Celery
 from redis import Redis
 
 from shared.exports import post_ledger as progress
+from shared.exports.tenant_binding import tenant_named
 from shared.messaging import EXPORTS_QUEUE, send_export
 from shared.settings import Settings
 
@@ -57,7 +62,8 @@ def redeliver_stranded(redis: Redis, app: Celery, settings: Settings, now: float
             continue
         with app.producer_or_acquire() as producer:
             for export in stranded:
-                send_export(app, export.message, batch=batch, index=export.index, producer=producer)
+                tenant = tenant_named(export.message)
+                send_export(app, export.message, tenant=tenant, batch=batch, index=export.index, producer=producer)
                 result.resent += 1
         progress.touch_batch(redis, batch, now)
         result.batches += 1

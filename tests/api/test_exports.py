@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from redis import Redis
+from sqlalchemy import func, select
 
 from harness.local_services import free_port
+from shared.cli import cli
+from shared.exports.producer import REJECTIONS_LISTED
 from shared.queries.failures import list_failures
 from shared.store.engine import transaction
+from shared.store.tables import FailedExport
 from shared.tenants.registry import require
+from tests.api import conftest as api_conftest
 from tests.api.conftest import ApiServer, TenantAccess, running_api
 from tests.api.scenario import as_array, post, post_and_wait
 from tests.conftest import export_line
+from tests.workers.helpers import object_view
 
 pytestmark = pytest.mark.integration
 
@@ -101,6 +109,93 @@ def test_an_invalid_export_naming_another_tenant_is_filed_under_the_poster(
     posted = post(client, access, [export_line(other.name, "y", "Group", userPrincipalName="y@contoso.com")])
     assert posted["rejected"] == 1
     assert failures_of(other.name) == [] and failures_of(access.name) == [("y", "DataValidationFailed")]
+
+
+def test_a_failed_export_naming_another_tenant_is_never_sent_again_by_a_retry(
+    client: httpx.Client, redis_client: Redis, access: TenantAccess, make_access: Callable[..., TenantAccess]
+) -> None:
+    """Issue 11, finding 1: the raw line kept with A's failure named B, and `failures retry --tenant A`
+    sent it as it was, so A's token created an object in B."""
+    other = make_access()
+    line = export_line(other.name, "intruder", displayName="Intruder", userPrincipalName="intruder@contoso.com")
+    assert post(client, access, [line])["rejected"] == 1
+
+    retried = CliRunner().invoke(
+        cli,
+        ["failures", "retry", "--tenant", access.name, "--wait", "--timeout", "60", "--json"],
+        prog_name="syncguard",
+    )
+    assert retried.exit_code == 0, retried.output
+    assert object_view(other.name, "intruder") is None, "nothing was written into the other tenant"
+    assert failures_of(other.name) == []
+    payload = json.loads(retried.stdout)
+    assert payload["enqueued"] == 0, "a message naming another tenant is never sent"
+    assert [(r["sourceAnchor"], r["errorCode"]) for r in payload["rejected"]] == [("intruder", "DataValidationFailed")]
+    assert f"is for tenant {other.name!r} but was posted for tenant {access.name!r}" in payload["rejected"][0]["error"]
+    with transaction() as session:
+        kept = session.scalars(select(FailedExport).where(FailedExport.tenant == access.name)).one()
+    assert (kept.source_anchor, kept.attempts) == ("intruder", 2), "still the poster's failure, one more attempt"
+
+
+# --- memory per request -------------------------------------------------------------------------
+
+FLOOD_LINES = 300_000
+FLOOD_GROWTH_BOUND_MB = 100
+
+
+def api_pid(server: ApiServer) -> int:
+    """The uvicorn process serving `server` (the one started with its port)."""
+    port = server.url.rsplit(":", 1)[1]
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if b"uvicorn" in argv and b"--port" in argv and port.encode() in argv:
+            return int(proc.name)
+    raise LookupError(f"no uvicorn process serves port {port}")
+
+
+def memory_mb(pid: int, field: str) -> float:
+    """`VmRSS` (now) or `VmHWM` (the peak since the process began) of a process, in MB."""
+    for line in (Path("/proc") / str(pid) / "status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise LookupError(field)
+
+
+@pytest.fixture
+def flood_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiServer]:
+    """An API that takes the 600 KB flood in one body (the suite's server stops at 256 KiB)."""
+    monkeypatch.setattr(api_conftest, "BODY_LIMIT", 1024 * 1024)
+    with running_api() as server:
+        yield server
+
+
+def test_300000_junk_lines_are_all_filed_and_the_api_grows_by_far_less_than_they_would_take_one_by_one(
+    flood_server: ApiServer, access: TenantAccess
+) -> None:
+    """Issue 11, finding 2: the landed code kept every rejection, its exception and traceback until the
+    end of the request, and grew the API by 1,058 MB for 300,000 lines (the pod's limit is 512 Mi)."""
+    pid = api_pid(flood_server)
+    url = f"{flood_server.url}{exports_url(access)}"
+    with httpx.Client(timeout=600, headers=access.headers) as http:
+        assert http.post(url, content=b"x\n" * 100).status_code == 202  # warm: imports, pools, caches
+        before = memory_mb(pid, "VmRSS")
+        response = http.post(url, content=b"x\n" * FLOOD_LINES)
+        growth = memory_mb(pid, "VmHWM") - before
+    print(f"\nAPI peak memory growth for {FLOOD_LINES} junk lines: {growth:.1f} MB (RSS before: {before:.1f} MB)")
+
+    assert response.status_code == 202, response.text
+    assert growth < FLOOD_GROWTH_BOUND_MB, f"one request grew the API by {growth:.0f} MB"
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (0, FLOOD_LINES)
+    assert body["rejectedByCode"] == {"DataValidationFailed": FLOOD_LINES}
+    assert len(body["rejections"]) == REJECTIONS_LISTED, "the first of each code in full, the rest counted"
+    assert [r["item"] for r in body["rejections"][:3]] == [1, 2, 3]
+    with transaction() as session:
+        filed = session.scalar(select(func.count()).where(FailedExport.tenant == access.name))
+    assert filed == 100 + FLOOD_LINES, "every rejected line is kept as a failed export: nothing half-lost"
 
 
 # --- 413 ----------------------------------------------------------------------------------------

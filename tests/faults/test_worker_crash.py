@@ -80,7 +80,7 @@ def test_an_export_redelivered_after_its_commit_still_hands_its_freed_value_over
     task_id = str(uuid.uuid4())
     begin_delivery(cluster.redis, task_id, 0, None, None)  # ... and never ended
 
-    send_export(producer_app(cluster.settings), json.loads(freeing), task_id=task_id)
+    send_export(producer_app(cluster.settings), json.loads(freeing), tenant=tenant.name, task_id=task_id)
 
     def waiter_holds_it() -> bool:
         waiter = object_view(tenant.name, "waiter")

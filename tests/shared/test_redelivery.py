@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from celery import Celery
@@ -43,12 +44,12 @@ def broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Celery, Redis]]:
 
 def queued_exports(client: Redis) -> list[tuple[str, int]]:
     """(batch, index) of every message on the exports queue."""
-    found = []
-    for raw in client.lrange(EXPORTS_QUEUE, 0, -1):
-        body = json.loads(raw)
-        kwargs = json.loads(base64.b64decode(body["body"]))[1]
-        found.append((kwargs["batch"], kwargs["index"]))
-    return sorted(found)
+    return sorted((kwargs["batch"], kwargs["index"]) for kwargs in queued_kwargs(client))
+
+
+def queued_kwargs(client: Redis) -> list[dict[str, Any]]:
+    """The keyword arguments of every message on the exports queue."""
+    return [json.loads(base64.b64decode(json.loads(raw)["body"]))[1] for raw in client.lrange(EXPORTS_QUEUE, 0, -1)]
 
 
 def test_only_exports_long_pending_and_not_recently_started_are_sent_again(
@@ -56,7 +57,7 @@ def test_only_exports_long_pending_and_not_recently_started_are_sent_again(
 ) -> None:
     app, client = broker
     batch = uuid.uuid4().hex
-    progress.record_posted(ledger, batch, [(i, {"sourceAnchor": f"o{i}"}) for i in (1, 2, 3)])
+    progress.record_posted(ledger, batch, [(i, {"tenant": "contoso", "sourceAnchor": f"o{i}"}) for i in (1, 2, 3)])
     progress.mark_done(ledger, batch, 1, "applied")
     with ledger.pipeline() as pipe:
         progress.mark_started(pipe, batch, 2)  # a worker is on it right now
@@ -75,7 +76,7 @@ def test_nothing_is_sent_again_while_the_queue_has_work_or_twice_within_a_period
 ) -> None:
     app, client = broker
     batch = uuid.uuid4().hex
-    progress.record_posted(ledger, batch, [(1, {"sourceAnchor": "o1"})])
+    progress.record_posted(ledger, batch, [(1, {"tenant": "contoso", "sourceAnchor": "o1"})])
     later = time.time() + SETTINGS.stranded_after_s + 1
     client.lpush(EXPORTS_QUEUE, b"{}")
     assert redeliver_stranded(ledger, app, SETTINGS, now=later).queue_busy
@@ -87,3 +88,16 @@ def test_nothing_is_sent_again_while_the_queue_has_work_or_twice_within_a_period
     progress.mark_done(ledger, batch, 1, "applied")
     redeliver_stranded(ledger, app, SETTINGS, now=later + SETTINGS.stranded_after_s + 2)
     assert batch not in progress.batches_posted_before(ledger, float("inf")), "a settled batch is dropped"
+
+
+def test_a_re_sent_export_is_bound_to_the_tenant_it_names(ledger: Redis, broker: tuple[Celery, Redis]) -> None:
+    """The ledger holds only exports the producer checked against the post's tenant: that is the binding."""
+    app, client = broker
+    batch = uuid.uuid4().hex
+    posted = [(1, {"tenant": "contoso", "sourceAnchor": "o1"}), (2, {"tenant": "fabrikam", "sourceAnchor": "o2"})]
+    progress.record_posted(ledger, batch, posted)
+    assert redeliver_stranded(ledger, app, SETTINGS, now=time.time() + SETTINGS.stranded_after_s + 1).resent == 2
+    assert sorted((k["index"], k["tenant"], k["message"]["tenant"]) for k in queued_kwargs(client)) == [
+        (1, "contoso", "contoso"),
+        (2, "fabrikam", "fabrikam"),
+    ]

@@ -26,13 +26,14 @@ def post_and_wait(redis: Redis, lines: list[str], timeout_s: float = 120) -> dic
     return outcomes(redis, result.batch)
 
 
-def send_raw(redis: Redis, messages: list[Any], timeout_s: float = 60) -> dict[str, int]:
-    """Put messages on the queue exactly as given, bypassing the producer's own validation."""
+def send_raw(redis: Redis, messages: list[Any], timeout_s: float = 60, *, tenant: str | None = None) -> dict[str, int]:
+    """Put messages on the queue exactly as given, bypassing the producer's own validation; bound to
+    `tenant`, or (None) each to the tenant it names."""
     app = producer_app(get_settings())
     batch = uuid.uuid4().hex
     with app.producer_or_acquire() as producer:
         for index, message in enumerate(messages):
-            send_export(app, message, batch=batch, index=index, producer=producer)
+            send_export(app, message, tenant=tenant, batch=batch, index=index, producer=producer)
     assert wait_for(redis, batch, len(messages), timeout_s), "workers did not finish in time"
     return outcomes(redis, batch)
 

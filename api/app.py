@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api import directory, exports, features, graph, operations, outages, report
 from api.auth import TenantNotFound
 from api.services import Services
+from api.validation import invalid_request
 from shared.exports.transient import is_unavailable
 from shared.preflight.redis_policy import require_noeviction
 from shared.settings import Settings
@@ -94,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def sign_in_needed(request: Request, exc: report.SignInNeeded) -> Response:
         query = urlencode({"tenant": exc.tenant, "next": exc.next_url})
         return RedirectResponse(f"/report?{query}", status_code=303)
+
+    app.exception_handler(RequestValidationError)(invalid_request)
 
     @app.exception_handler(TenantNotFound)
     def tenant_not_found(request: Request, exc: TenantNotFound) -> Response:

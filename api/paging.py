@@ -51,7 +51,7 @@ def decode(token: str, sort_field: SortField, direction: SortDirection) -> Curso
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         payload = json.loads(raw)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):  # json.loads: too deep is RecursionError
         raise BadSkipToken("skipToken is not one this service made; use the link of the previous page") from None
     if not isinstance(payload, dict) or set(payload) - {"s", "d", "v", "p", "b"}:
         raise BadSkipToken("skipToken is not one this service made; use the link of the previous page")
@@ -62,9 +62,18 @@ def decode(token: str, sort_field: SortField, direction: SortDirection) -> Curso
         raise BadSkipToken("skipToken is damaged; start again without it")
     if sort_field is SortField.NONE:
         return Cursor(PagePosition(_moment(value), row_id), backward)
-    if value is not None and (not isinstance(value, str) or len(value) > _MAX_SORT_VALUE or "\x00" in value):
+    if value is not None and (not isinstance(value, str) or len(value) > _MAX_SORT_VALUE or not _storable(value)):
         raise BadSkipToken("skipToken is damaged; start again without it")
     return Cursor(PagePosition(value, row_id), backward)
+
+
+def _storable(text: str) -> bool:
+    """PostgreSQL text holds neither NUL nor a lone surrogate (one in a made-up token was a 500)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
 
 
 def _moment(value: object) -> datetime:

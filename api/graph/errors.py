@@ -64,7 +64,10 @@ class GraphError(Exception):
 def graph_error(
     status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    body = {"error": {"code": code or CODES.get(status, "Request_BadRequest"), "message": message}}
+    # A message may quote the request, and a lone surrogate in it cannot be encoded: escape it, or the
+    # answer would be a 500 (tests/api/hostile_inputs.jsonl).
+    printable = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    body = {"error": {"code": code or CODES.get(status, "Request_BadRequest"), "message": printable}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 

@@ -157,13 +157,22 @@ def encode_skiptoken(order_by: OrderField | None, descending: bool, position: Po
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _storable(text: str) -> bool:
+    """PostgreSQL text holds neither NUL nor a lone surrogate (one in a made-up token was a 500)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
 def decode_skiptoken(token: str, order_by: OrderField | None, descending: bool) -> Position:
     unusable = GraphError(400, "$skiptoken is not one this service made; follow @odata.nextLink as given")
     if len(token) > MAX_TOKEN:
         raise unusable
     try:
         payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):  # json.loads: too deep is RecursionError
         raise unusable from None
     if not isinstance(payload, dict) or set(payload) != {"o", "d", "k", "p"}:
         raise unusable
@@ -172,7 +181,7 @@ def decode_skiptoken(token: str, order_by: OrderField | None, descending: bool) 
     pk, key = payload["p"], payload["k"]
     if type(pk) is not int or not 0 <= pk <= _MAX_ROW_ID:
         raise unusable
-    if key is not None and (not isinstance(key, str) or len(key) > MAX_OPTION or "\x00" in key):
+    if key is not None and (not isinstance(key, str) or len(key) > MAX_OPTION or not _storable(key)):
         raise unusable
     if order_by is None and key is not None:
         raise unusable

@@ -131,7 +131,7 @@ async def _body(request: Request) -> Any:
         chunks.append(chunk)
     try:
         return json.loads(b"".join(chunks))
-    except ValueError:
+    except (ValueError, RecursionError):  # too deep is RecursionError, not a ValueError
         raise GraphError(
             400, 'the body is not JSON: send {"features": {"quarantineUponUpnConflictEnabled": true}}'
         ) from None

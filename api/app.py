@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import directory, exports, features, graph, operations, outages, report
 from api.auth import TenantNotFound
+from api.limits import BodyLimit
 from api.services import Services
 from api.validation import invalid_request
 from shared.exports.transient import is_unavailable
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (exports, directory, features, operations, report, graph):  # graph last: its /v1.0 catch-all
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
+    app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes, other_limit=settings.api_max_other_body_bytes)
     app.add_middleware(SecurityHeaders)
 
     @app.get("/", include_in_schema=False)

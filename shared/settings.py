@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Largest request body the HTTP API reads; a larger one gets 413."
     )
+    api_max_other_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Largest request body of every route but posting exports (at most API_MAX_BODY_BYTES); 413 past it.",
+    )
     report_session_ttl_s: int = Field(
         8 * 3600, ge=1, description="A web report session ends this long after sign-in (server side and cookie)."
     )

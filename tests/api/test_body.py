@@ -1,16 +1,104 @@
-"""Splitting a posted body into exports: JSON arrays item by item across read boundaries, and JSON lines."""
+"""Request bodies: one size limit for every route (api/limits.py), over real HTTP; and splitting a posted
+body into exports (api/body.py), JSON arrays item by item across read boundaries, and JSON lines."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
+import httpx
 import pytest
 
 from api import body as body_module
 from api.body import BodyTooLarge, MalformedBody, array_items, is_json_array, spool, text_of
+from tests.api.conftest import ApiServer, TenantAccess, running_api
+from tests.conftest import export_line
+
+FEATURE = "DuplicateUPNResiliency"
+ENABLE = b'{"enabled": true}'  # valid JSON however many blanks follow it
+JSON = {"Content-Type": "application/json"}
+
+
+def features_of(client: httpx.Client, access: TenantAccess) -> dict[str, bool]:
+    features: dict[str, bool] = client.get(f"/v1/tenants/{access.name}/features", headers=access.headers).json()
+    return features
+
+
+@pytest.mark.integration
+def test_an_80_mb_body_to_a_small_route_is_413_from_its_length_and_nothing_is_done(
+    client: httpx.Client, api_server: ApiServer, make_access: Callable[..., TenantAccess]
+) -> None:
+    """Issue 11, finding 3: only the exports route had a limit; an 80 MB body to this one was read whole."""
+    access = make_access(upn_resiliency=False)
+    body = ENABLE + b" " * (80 * 1024 * 1024)
+    response = client.put(
+        f"/v1/tenants/{access.name}/features/{FEATURE}",
+        content=body,
+        headers={**access.headers, **JSON},
+    )
+    assert response.status_code == 413, response.text[:300]
+    assert response.json()["detail"] == (
+        f"the request body is larger than {api_server.body_limit} bytes (API_MAX_BODY_BYTES); this route reads no more"
+    )
+    assert features_of(client, access)[FEATURE] is False, "the body was never parsed, so nothing was enabled"
+
+
+@pytest.mark.integration
+def test_a_streamed_body_is_413_as_soon_as_it_passes_the_limit_and_nothing_is_done(
+    client: httpx.Client, api_server: ApiServer, make_access: Callable[..., TenantAccess]
+) -> None:
+    access = make_access(upn_resiliency=False)
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit is counted as the body arrives
+        yield ENABLE
+        for _ in range(api_server.body_limit // 4096 + 2):
+            yield b" " * 4096
+
+    response = client.put(
+        f"/v1/tenants/{access.name}/features/{FEATURE}", content=chunks(), headers={**access.headers, **JSON}
+    )
+    assert response.status_code == 413, response.text[:300]
+    assert f"larger than {api_server.body_limit} bytes" in response.json()["detail"]
+    assert features_of(client, access)[FEATURE] is False
+
+
+@pytest.mark.integration
+def test_every_route_has_the_limit_even_one_that_takes_no_body(client: httpx.Client, api_server: ApiServer) -> None:
+    big = b"x" * (api_server.body_limit + 1)
+    for method, path in [("POST", "/report/sign-in"), ("GET", "/healthz"), ("POST", "/no/such/route")]:
+        response = client.request(method, path, content=big)
+        assert response.status_code == 413, (method, path, response.status_code)
+    assert client.get("/healthz").status_code == 200, "a small request still gets through"
+
+
+@pytest.fixture(scope="module")
+def small_limits(database: str) -> Iterator[ApiServer]:
+    """An API whose routes other than posting exports take 8 KiB."""
+    with running_api(API_MAX_OTHER_BODY_BYTES="8192") as server:
+        yield server
+
+
+@pytest.mark.integration
+def test_routes_other_than_posting_exports_have_their_own_lower_limit(
+    small_limits: ApiServer, make_access: Callable[..., TenantAccess]
+) -> None:
+    access = make_access(upn_resiliency=False)
+    padded = ENABLE + b" " * 8192
+    line = export_line(access.name, "c", "Contact", displayName="c" * 200)
+    exports = "\n".join([line] * (2 * 8192 // len(line))).encode()
+    with httpx.Client(base_url=small_limits.url, timeout=60, headers={**access.headers, **JSON}) as http:
+        refused = http.put(f"/v1/tenants/{access.name}/features/{FEATURE}", content=padded)
+        assert refused.status_code == 413
+        assert refused.json()["detail"] == (
+            "the request body is larger than 8192 bytes (API_MAX_OTHER_BODY_BYTES); this route reads no more"
+        )
+        assert http.put(f"/v1/tenants/{access.name}/features/{FEATURE}", content=ENABLE).status_code == 200
+        posted = http.post(f"/v1/tenants/{access.name}/exports", content=exports)
+        assert posted.status_code == 202, "posting exports keeps API_MAX_BODY_BYTES"
+        assert posted.json()["accepted"] == 2 * 8192 // len(line)
+
 
 ITEMS = [{"n": 1, "s": "a,b]"}, [1, 2], 12345, 'text with \\ and " and ]', None, {"deep": {"x": [1, {"y": "}"}]}}]
 

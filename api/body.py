@@ -14,6 +14,8 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from typing import IO
 
+from shared.core.export import MAX_NESTING
+
 SPOOL_IN_MEMORY = 1024 * 1024
 _CHUNK = 256 * 1024
 _WHITESPACE = " \t\r\n"
@@ -112,6 +114,11 @@ def array_items(text: IO[str]) -> Iterator[str]:
                     if not eof and fill():
                         continue
                     raise MalformedBody(f"item {number} of the JSON array is not valid JSON: {exc.msg}") from None
+                except RecursionError:  # its end cannot be found without parsing it, so no item can be told apart
+                    raise MalformedBody(
+                        f"item {number} of the JSON array is nested too deeply to read (an export nests at most "
+                        f"{MAX_NESTING} levels)"
+                    ) from None
                 # An item ending exactly at the buffer's end may go on (a number cut in two): read on.
                 if end == len(buffer) and not eof and fill():
                     continue

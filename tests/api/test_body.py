@@ -137,6 +137,7 @@ def test_an_empty_array_has_no_items(text: str) -> None:
         ('[{"a": 1}] trailing', "more after the end of the JSON array"),
         ('{"a": 1}', "not a JSON array"),
         ("[", "item 1 of the JSON array is not valid JSON"),
+        ("[" * 50_000 + "]" * 50_000, "item 1 of the JSON array is nested too deeply to read"),
     ],
 )
 def test_a_malformed_array_says_where(text: str, reason: str) -> None:

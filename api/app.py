@@ -19,7 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import directory, exports, features, graph, operations, outages, report
+from api import directory, exports, features, graph, operations, outages, report, scim
 from api.auth import TenantNotFound
 from api.limits import BodyLimit
 from api.services import Services
@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.services.close()
 
     app = FastAPI(title="syncguard", version="1", description=DESCRIPTION, lifespan=lifespan)
-    for module in (exports, directory, features, operations, report, graph):  # graph last: its /v1.0 catch-all
+    for module in (exports, directory, features, operations, report, graph, scim):  # faces last: their catch-alls
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes, other_limit=settings.api_max_other_body_bytes)

@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     report_session_ttl_s: int = Field(
         8 * 3600, ge=1, description="A web report session ends this long after sign-in (server side and cookie)."
     )
+    scim_write_wait_s: float = Field(
+        30, gt=0, description="How long a SCIM write waits for its export to apply; past it, 503 with Retry-After."
+    )
+    scim_bulk_max_operations: int = Field(1000, ge=1, description="Most operations one SCIM /Bulk request may hold.")
 
     @field_validator("database_url")
     @classmethod

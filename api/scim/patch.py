@@ -18,7 +18,7 @@ from api.scim.resources import Kind
 def patched(kind: Kind, desired: dict[str, Any], request: Any) -> Resource[Any]:
     """The resource `desired` after the PATCH request body `request` (raises ScimError on bad input)."""
     resource = kind.model.model_validate(desired)
-    operations = PatchOp[kind.model].model_validate(request, scim_ctx=Context.RESOURCE_PATCH_REQUEST)  # type: ignore[misc]
+    operations = PatchOp[kind.model].model_validate(request, scim_ctx=Context.RESOURCE_PATCH_REQUEST)  # type: ignore[name-defined]
     operations.patch(resource)
     if resource.external_id != desired.get("externalId"):
         raise ScimError(

@@ -65,8 +65,8 @@ class Contact(Resource[Any]):
 
 
 ScimUser = User[DirectoryExtension]
-ScimGroup = Group[DirectoryExtension]
-ScimContact = Contact[DirectoryExtension]
+ScimGroup = Group[DirectoryExtension]  # type: ignore[type-arg]  # scim2-models types Group as not generic
+ScimContact = Contact[DirectoryExtension]  # type: ignore[type-arg]
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,9 @@ def shown(
     """The resource as stored, through its model, with `attributes`/`excludedAttributes` applied."""
     body = resource_body(kind, found, location(request, kind, found.row.object_id))
     resource = kind.model.model_validate(body)
-    parameters = ResponseParameters(attributes=_split(attributes), excluded_attributes=_split(excluded))
+    parameters: ResponseParameters[Any] = ResponseParameters(
+        attributes=_split(attributes), excluded_attributes=_split(excluded)
+    )
     return resource.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=parameters)
 
 
@@ -215,7 +217,9 @@ def search(
             kind.model.model_validate(resource_body(kind, o, location(request, kind, o.row.object_id))) for o in page
         ],
     )
-    parameters = ResponseParameters(attributes=_split(attributes), excluded_attributes=_split(excluded))
+    parameters: ResponseParameters[Any] = ResponseParameters(
+        attributes=_split(attributes), excluded_attributes=_split(excluded)
+    )
     return ScimResponse(body.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=parameters))
 
 

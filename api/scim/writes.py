@@ -104,7 +104,7 @@ def _release(lock: Any) -> None:
 
 
 def _next_sequence(redis: Redis, tenant: str, anchor: str, stored: int) -> int:
-    return int(redis.eval(_NEXT_SEQUENCE, 1, f"sg:scim:{{{tenant}}}:sequence:{anchor}", stored))  # type: ignore[no-untyped-call]
+    return int(redis.eval(_NEXT_SEQUENCE, 1, f"sg:scim:{{{tenant}}}:sequence:{anchor}", stored))
 
 
 def _stored_sequences(database_url: str, tenant: Tenant, anchors: list[str]) -> dict[str, int]:

@@ -107,7 +107,8 @@ def _node(node: FilterNode) -> ColumnElement[bool]:
 def _text_compare(column: Any, op: CompareOperator, value: Any, case_exact: bool) -> ColumnElement[bool]:
     if not isinstance(value, str):
         if value is None and op in (CompareOperator.eq, CompareOperator.ne):
-            return column.is_(None) if op is CompareOperator.eq else column.is_not(None)
+            absent: ColumnElement[bool] = column.is_(None) if op is CompareOperator.eq else column.is_not(None)
+            return absent
         raise UnsupportedFilter(f"{op.value} compares a string attribute with a string, not {value!r}")
     left = column if case_exact else func.lower(column)
     right = value if case_exact else value.lower()
@@ -217,7 +218,8 @@ def _email_node(node: FilterNode, email: Any) -> ColumnElement[bool]:
             raise UnsupportedFilter(f"an email has no sub-attribute {node.attr_path.attr!r}")
         field = email.c.value[sub].astext
         if isinstance(node, Present):
-            return field.is_not(None)
+            present: ColumnElement[bool] = field.is_not(None)
+            return present
         if sub == "primary":
             if not isinstance(node.value, bool):
                 raise UnsupportedFilter("primary is compared with true or false")

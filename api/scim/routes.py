@@ -223,8 +223,59 @@ def search(
     return ScimResponse(body.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=parameters))
 
 
+def _text(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ScimError(400, f"{key} must be a string", "invalidValue")
+    return value
+
+
+def _index(body: dict[str, Any], key: str, default: int) -> int:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 2**31:
+        raise ScimError(400, f"{key} must be an integer", "invalidValue")
+    return value
+
+
+def _names(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise ScimError(400, f"{key} must be a list of attribute names", "invalidValue")
+    return ",".join(value)
+
+
+def search_request(request: Request, kind: Kind, tenant: Tenant, session: Session, body: Any) -> Response:
+    """POST `/{endpoint}/.search` (RFC 7644 §3.4.3): the query of a GET, carried by a SearchRequest body."""
+    if not isinstance(body, dict):
+        raise ScimError(400, "the body must be a SearchRequest (a JSON object)", "invalidSyntax")
+    return search(
+        request,
+        kind,
+        tenant,
+        session,
+        _text(body, "filter"),
+        _index(body, "startIndex", 1),
+        _index(body, "count", 100),
+        _text(body, "sortBy"),
+        _text(body, "sortOrder"),
+        _names(body, "attributes"),
+        _names(body, "excludedAttributes"),
+    )
+
+
+@router.post("/.search", summary="Search every resource type at once (not supported)", response_class=ScimResponse)
+def search_everything(tenant: ScimTenant) -> Response:
+    raise ScimError(501, "searching several resource types at once is not supported: POST /{endpoint}/.search")
+
+
 def _register(kind: Kind) -> None:
     path = f"/{kind.endpoint}"
+
+    @router.post(path + "/.search", summary=f"Search {kind.endpoint} (SearchRequest)", response_class=ScimResponse)
+    def post_search(request: Request, tenant: ScimTenant, session: Session_, body: Body_) -> Response:
+        return search_request(request, kind, tenant, session, body)
 
     @router.post(path, status_code=201, summary=f"Create a {kind.name}", response_class=ScimResponse)
     def post(request: Request, tenant: ScimTenant, session: Session_, found: Services_, body: Body_) -> Response:

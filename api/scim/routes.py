@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from api.database import db_session
 from api.scim.auth import ScimTenant
 from api.scim.errors import ScimError, ScimResponse, ScimRoute
+from api.scim.extension_paths import expanded_names
 from api.scim.mapping import export_attributes, resource_body
 from api.scim.patch import patched
 from api.scim.resources import KIND_BY_ENDPOINT, Kind
@@ -59,7 +60,7 @@ def location(request: Request, kind: Kind, object_id: str) -> str:
 
 
 def _split(value: str | None) -> list[str] | None:
-    return [part.strip() for part in value.split(",") if part.strip()] if value else None
+    return expanded_names([part.strip() for part in value.split(",") if part.strip()]) if value else None
 
 
 def shown(

@@ -349,6 +349,33 @@ def test_patch_applies_to_the_stored_state(scim: tuple[httpx.Client, TenantAcces
     assert body["userName"] == "dan@contoso.com"
 
 
+def test_the_bare_extension_urn_works_in_attributes_and_patch(scim: tuple[httpx.Client, TenantAccess]) -> None:
+    """scim2-models cannot parse the bare ':2.0' URN (api/scim/extension_paths.py); the service still takes it."""
+    http, _ = scim
+    created = http.post(
+        "/Users", json=user("gina@contoso.com", "gina", **{DIRECTORY: {"proxyAddresses": ["SMTP:gina@contoso.com"]}})
+    ).json()
+    only = http.get(f"/Users/{created['id']}", params={"attributes": DIRECTORY})
+    assert only.status_code == 200, only.text
+    assert only.json()[DIRECTORY] == {"proxyAddresses": ["SMTP:gina@contoso.com"]} and "userName" not in only.json()
+    listed = http.get("/Users", params={"excludedAttributes": DIRECTORY}).json()["Resources"]
+    assert listed and all(DIRECTORY not in r and r["userName"] for r in listed)
+    patched = http.patch(
+        f"/Users/{created['id']}",
+        json={
+            "schemas": [PATCH],
+            "Operations": [{"op": "add", "path": DIRECTORY, "value": {"proxyAddresses": ["smtp:g@contoso.com"]}}],
+        },
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()[DIRECTORY]["proxyAddresses"] == ["SMTP:gina@contoso.com", "smtp:g@contoso.com"]
+    removed = http.patch(
+        f"/Users/{created['id']}", json={"schemas": [PATCH], "Operations": [{"op": "remove", "path": DIRECTORY}]}
+    )
+    assert removed.status_code == 200, removed.text
+    assert DIRECTORY not in removed.json() and removed.json()["userName"] == "gina@contoso.com"
+
+
 def test_no_token_is_401_and_another_tenant_sees_nothing(
     scim: tuple[httpx.Client, TenantAccess], api_server: ApiServer
 ) -> None:

@@ -29,8 +29,9 @@ from harness.local_services import REPO
 from shared.store.engine import transaction
 from shared.tenants.registry import TenantSpec, create_tenant
 from shared.tenants.tokens import issue_token
-from tests.api.conftest import ApiServer, TenantAccess
-from tests.services import service_environment
+from tests.api.conftest import ApiServer, TenantAccess, running_api
+from tests.conftest import ARTIFACTS
+from tests.services import running_workers, service_environment
 
 pytestmark = pytest.mark.integration
 
@@ -422,6 +423,32 @@ def test_bad_input_is_a_scim_error_never_a_500(scim: tuple[httpx.Client, TenantA
         answer = http.request(method, path, content=body, headers={"Content-Type": "application/scim+json"})
         assert 400 <= answer.status_code < 500, (method, path, answer.status_code, answer.text)
         assert answer.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+
+
+def test_a_write_past_scim_write_wait_s_is_503_queued_and_still_applied(redis_client: object) -> None:
+    """With no worker running, the wait runs out: 503 + Retry-After, and the export is applied once one runs."""
+    access = _tenant()
+    with running_api(SCIM_WRITE_WAIT_S="0.5") as server:
+        with httpx.Client(base_url=f"{server.url}/scim/v2", headers=access.headers, timeout=60) as http:
+            started = time.monotonic()
+            answer = http.post("/Users", json=user("hank@contoso.com", "hank"))
+            assert answer.status_code == 503, answer.text
+            assert 0.5 <= time.monotonic() - started < 10
+            assert answer.headers["Retry-After"] == "5"
+            body = answer.json()
+            assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"] and body["status"] == "503"
+            assert "queued" in body["detail"] and "SCIM_WRITE_WAIT_S" in body["detail"]
+            assert http.get("/Users", params={"filter": 'externalId eq "hank"'}).json()["totalResults"] == 0
+            with running_workers(count=1, concurrency=1, log_dir=ARTIFACTS):
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    found = http.get("/Users", params={"filter": 'externalId eq "hank"'}).json()
+                    if found["totalResults"] == 1:
+                        assert found["Resources"][0]["userName"] == "hank@contoso.com"
+                        break
+                    time.sleep(0.2)
+                else:
+                    pytest.fail("the queued write was not applied once a worker ran")
 
 
 def _cli(*args: str) -> Any:

@@ -54,6 +54,8 @@ from shared.store.tables import utcnow
 log = logging.getLogger(__name__)
 
 LockMore = Callable[[set[str]], None]
+# Waiters that stopped asking while a release came for them; past this many, the sweep takes over.
+_MAX_WAITERS_PASSED_OVER = 10
 
 
 class _NeedsMoreLocks(Exception):
@@ -203,15 +205,26 @@ class ExportApplier:
             log.warning("could not give back %d lock(s), they expire on their own: %s", len(keys), exc)
 
     def release(self, tenant_name: str, key: str) -> Outcome:
-        """Give a freed value to the earliest object waiting for it, if it is free."""
+        """Give a freed value to the earliest object waiting for it, if it is free.
+
+        The earliest waiter is read before its locks are taken, so it may stop asking for the value in
+        between (its own export commits first). Then the next waiter is tried, so a free value never
+        waits for the hourly sweep because its first waiter changed its mind.
+        """
         tenant = self.tenants.get(tenant_name)
         if tenant is None:
             return Outcome("nothing-to-release")
-        with get_engine(self.settings.database_url).connect() as connection:
-            anchor = earliest_waiter_anchor(connection, tenant.id, key)
-            if anchor is None or is_held(connection, tenant.id, key):
-                return Outcome("nothing-to-release", tenant.name)
-        return self.release_to(tenant_name, anchor, key)
+        tried: set[str] = set()
+        while len(tried) <= _MAX_WAITERS_PASSED_OVER:
+            with get_engine(self.settings.database_url).connect() as connection:
+                anchor = earliest_waiter_anchor(connection, tenant.id, key)
+                if anchor is None or anchor in tried or is_held(connection, tenant.id, key):
+                    break
+            outcome = self.release_to(tenant_name, anchor, key)
+            if outcome.status != "nothing-to-release":
+                return outcome
+            tried.add(anchor)
+        return Outcome("nothing-to-release", tenant.name)
 
     def release_to(self, tenant_name: str, anchor: str, key: str) -> Outcome:
         """Give `key` to the waiting object `anchor` (the sweep has already found it), if still free."""

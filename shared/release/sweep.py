@@ -112,7 +112,10 @@ def sweep(
 def _release_chain(applier: ExportApplier, tenant: str, anchor: str, key: str) -> int:
     """Give `key` to `anchor`, then whatever that frees (such as a placeholder) to its waiters; count them."""
     released = 0
-    outcomes = [applier.release_to(tenant, anchor, key)]
+    first = applier.release_to(tenant, anchor, key)
+    if first.status == "nothing-to-release":
+        first = applier.release(tenant, key)  # the waiter found stopped asking since: the next one
+    outcomes = [first]
     while outcomes:
         outcome = outcomes.pop()
         if outcome.status == "released":

@@ -6,9 +6,9 @@ and refused the moment it passes the limit; the route never gets the rest. A rou
 error (FastAPI turns any failure to read a JSON body into 400) still answers 413: whatever it would
 have answered instead is dropped.
 
-Posting exports takes up to API_MAX_BODY_BYTES (the route spools it to disk, `api/body.py`); every
-other route takes at most API_MAX_OTHER_BODY_BYTES (one export's worth by default), and never more
-than API_MAX_BODY_BYTES.
+Posting exports takes up to API_MAX_BODY_BYTES (the route spools it to disk, `api/body.py`), and so
+does SCIM's `POST /scim/v2/Bulk` (it announces that as `maxPayloadSize`); every other route takes at
+most API_MAX_OTHER_BODY_BYTES (one export's worth by default), and never more than API_MAX_BODY_BYTES.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Routes that take a large body: (method, path). Every other route gets the lower limit.
-LARGE_BODY_ROUTES = (("POST", re.compile(r"/v1/tenants/[^/]+/exports/?")),)
+LARGE_BODY_ROUTES = (("POST", re.compile(r"/v1/tenants/[^/]+/exports/?")), ("POST", re.compile(r"/scim/v2/Bulk/?")))
 
 
 class _LimitPassed(Exception):
@@ -65,7 +65,7 @@ class BodyLimit:
         limit = self.limit_for(scope)
         declared = _declared_length(scope)
         if declared is not None and declared > limit.size:
-            await _refuse(send, limit)
+            await _refuse(send, limit, scope.get("path", ""))
             return
         received = 0
         passed = started = refused = False
@@ -89,7 +89,7 @@ class BodyLimit:
                 await send(message)
             elif not refused:  # the route's own answer to the error it got: 413 instead
                 refused = True
-                await _refuse(send, limit)
+                await _refuse(send, limit, scope.get("path", ""))
 
         try:
             await self.app(scope, counted, answer)
@@ -97,19 +97,31 @@ class BodyLimit:
             if not passed or started:
                 raise  # not ours, or a response already under way: the server closes the connection
         if passed and not started and not refused:
-            await _refuse(send, limit)
+            await _refuse(send, limit, scope.get("path", ""))
 
 
-async def _refuse(send: Send, limit: _Limit) -> None:
+def _refusal_body(path: str, detail: str) -> tuple[bytes, bytes]:
+    """The 413 in the error shape of the face the request was for: Graph's, SCIM's, or the API's own."""
+    if path == "/v1.0" or path.startswith("/v1.0/"):
+        return json.dumps(
+            {"error": {"code": "Request_EntityTooLarge", "message": detail}}
+        ).encode(), b"application/json"
+    if path == "/scim/v2" or path.startswith("/scim/v2/"):
+        error = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "413", "detail": detail}
+        return json.dumps(error).encode(), b"application/scim+json"
+    return json.dumps({"detail": detail}).encode(), b"application/json"
+
+
+async def _refuse(send: Send, limit: _Limit, path: str) -> None:
     """413, and close: the rest of the body is never read, so the connection cannot serve another request."""
     detail = f"the request body is larger than {limit.size} bytes ({limit.setting}); {limit.advice}"
-    body = json.dumps({"detail": detail}).encode()
+    body, content_type = _refusal_body(path, detail)
     await send(
         {
             "type": "http.response.start",
             "status": 413,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", content_type),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
             ],

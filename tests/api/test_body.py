@@ -73,6 +73,21 @@ def test_every_route_has_the_limit_even_one_that_takes_no_body(client: httpx.Cli
     assert client.get("/healthz").status_code == 200, "a small request still gets through"
 
 
+@pytest.mark.integration
+def test_a_face_gets_its_413_in_its_own_error_shape(client: httpx.Client, api_server: ApiServer) -> None:
+    """A Graph client reads `error.code`, a SCIM client the SCIM error message; neither reads `detail`."""
+    big = b"x" * (api_server.body_limit + 1)
+    graph = client.patch("/v1.0/directory/onPremisesSynchronization/1", content=big, headers=JSON)
+    assert graph.status_code == 413
+    assert graph.json()["error"]["code"] == "Request_EntityTooLarge"
+    assert "larger than" in graph.json()["error"]["message"]
+    scim = client.post("/scim/v2/Users", content=big, headers={"Content-Type": "application/scim+json"})
+    assert scim.status_code == 413
+    assert scim.headers["content-type"].startswith("application/scim+json")
+    assert scim.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    assert scim.json()["status"] == "413"
+
+
 @pytest.fixture(scope="module")
 def small_limits(database: str) -> Iterator[ApiServer]:
     """An API whose routes other than posting exports take 8 KiB."""

@@ -20,18 +20,19 @@ import httpx2
 import pytest
 import scim2_models
 from pydantic import Field
+from redis import Redis
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_models import CaseExact, InvalidPathException, Mutability, Path, Required, Returned, ScimProvider, Uniqueness
 from scim2_tester import CheckResult, Status, check_server
 
 from api.scim import resources
 from harness.local_services import REPO
+from shared.locks.manager import LockManager, object_lock_key
 from shared.store.engine import transaction
 from shared.tenants.registry import TenantSpec, create_tenant
 from shared.tenants.tokens import issue_token
 from tests.api.conftest import ApiServer, TenantAccess, running_api
-from tests.conftest import ARTIFACTS
-from tests.services import running_workers, service_environment
+from tests.services import service_environment
 
 pytestmark = pytest.mark.integration
 
@@ -284,6 +285,31 @@ def test_bulk_creates_every_user_and_resolves_bulk_ids(scim: tuple[httpx.Client,
     assert [m["value"] for m in members] == [user_ids["u0"], user_ids["u1"]]
 
 
+def test_bulk_takes_up_to_its_announced_max_payload_size(workers: object) -> None:
+    """/Bulk is a large-body route: it takes API_MAX_BODY_BYTES, announced as bulk.maxPayloadSize, not the other routes' limit."""
+    access = _tenant()
+    with running_api(API_MAX_OTHER_BODY_BYTES=str(64 * 1024)) as server:
+        with httpx.Client(base_url=f"{server.url}/scim/v2", headers=access.headers, timeout=120) as http:
+            announced = http.get("/ServiceProviderConfig").json()["bulk"]["maxPayloadSize"]
+            assert announced == server.body_limit
+            operations = [
+                {"method": "POST", "path": "/Users", "bulkId": f"u{n}", "data": user(f"big{n:03}@contoso.com")}
+                for n in range(900)
+            ]
+            body = json.dumps({"schemas": [BULK], "Operations": operations}).encode()
+            assert 64 * 1024 < len(body) <= announced, len(body)
+            answer = http.post("/Bulk", content=body, headers={"Content-Type": "application/scim+json"})
+            assert answer.status_code == 200, answer.text[:500]
+            assert {r["status"] for r in answer.json()["Operations"]} == {"201"}
+            padded = {**user("pad@contoso.com"), "nickName": "x" * (64 * 1024)}
+            assert http.post("/Users", json=padded).status_code == 413  # every other route: the lower limit
+            too_big = body[:-2] + b" " * (announced - len(body) + 1) + body[-2:]
+            assert (
+                http.post("/Bulk", content=too_big, headers={"Content-Type": "application/scim+json"}).status_code
+                == 413
+            )
+
+
 def test_filters_and_paging_run_in_the_database(scim: tuple[httpx.Client, TenantAccess]) -> None:
     http, _ = scim
     for n in range(7):
@@ -425,21 +451,25 @@ def test_bad_input_is_a_scim_error_never_a_500(scim: tuple[httpx.Client, TenantA
         assert answer.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
 
 
-def test_a_write_past_scim_write_wait_s_is_503_queued_and_still_applied(redis_client: object) -> None:
-    """With no worker running, the wait runs out: 503 + Retry-After, and the export is applied once one runs."""
+def test_a_write_past_scim_write_wait_s_is_503_queued_and_still_applied(redis_client: Redis, workers: object) -> None:
+    """The object's lock is held (as by another export of it), so the wait runs out: 503 + Retry-After,
+    and the export, still queued, is applied by the workers once the lock is free."""
     access = _tenant()
-    with running_api(SCIM_WRITE_WAIT_S="0.5") as server:
-        with httpx.Client(base_url=f"{server.url}/scim/v2", headers=access.headers, timeout=60) as http:
-            started = time.monotonic()
-            answer = http.post("/Users", json=user("hank@contoso.com", "hank"))
-            assert answer.status_code == 503, answer.text
-            assert 0.5 <= time.monotonic() - started < 10
-            assert answer.headers["Retry-After"] == "5"
-            body = answer.json()
-            assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"] and body["status"] == "503"
-            assert "queued" in body["detail"] and "SCIM_WRITE_WAIT_S" in body["detail"]
-            assert http.get("/Users", params={"filter": 'externalId eq "hank"'}).json()["totalResults"] == 0
-            with running_workers(count=1, concurrency=1, log_dir=ARTIFACTS):
+    locks, keys = LockManager(redis_client, ttl_ms=60_000), [object_lock_key(access.name, "hank")]
+    token = locks.try_acquire(keys)
+    try:
+        with running_api(SCIM_WRITE_WAIT_S="1") as server:
+            with httpx.Client(base_url=f"{server.url}/scim/v2", headers=access.headers, timeout=60) as http:
+                started = time.monotonic()
+                answer = http.post("/Users", json=user("hank@contoso.com", "hank"))
+                assert answer.status_code == 503, answer.text
+                assert 1 <= time.monotonic() - started < 10
+                assert answer.headers["Retry-After"] == "5"
+                body = answer.json()
+                assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"] and body["status"] == "503"
+                assert "queued" in body["detail"] and "SCIM_WRITE_WAIT_S" in body["detail"]
+                assert http.get("/Users", params={"filter": 'externalId eq "hank"'}).json()["totalResults"] == 0
+                locks.release(keys, token)
                 deadline = time.monotonic() + 30
                 while time.monotonic() < deadline:
                     found = http.get("/Users", params={"filter": 'externalId eq "hank"'}).json()
@@ -448,7 +478,9 @@ def test_a_write_past_scim_write_wait_s_is_503_queued_and_still_applied(redis_cl
                         break
                     time.sleep(0.2)
                 else:
-                    pytest.fail("the queued write was not applied once a worker ran")
+                    pytest.fail("the queued write was not applied once the lock was free")
+    finally:
+        locks.release(keys, token)
 
 
 def _cli(*args: str) -> Any:

@@ -28,9 +28,9 @@ SELECT :tenant, 'obj-' || i, md5(i::text)::uuid::text, CASE WHEN i % 3 = 0 THEN 
        '{}', 1, false, now()
 FROM generate_series(1, :count) AS i;
 
-INSERT INTO provisioning_errors (tenant_id, object_pk, key, category, property_name, property_value,
+INSERT INTO provisioning_errors (tenant_id, object_pk, object_class, key, category, property_name, property_value,
                                  conflicting_object_id, occurred_at)
-SELECT :tenant, o.id, 'v' || o.id || '@bench.test', 'PropertyConflict',
+SELECT :tenant, o.id, o.object_class, 'v' || o.id || '@bench.test', 'PropertyConflict',
        CASE WHEN o.object_class = 'User' AND o.id / :every % 2 = 0 THEN 'UserPrincipalName' ELSE 'ProxyAddresses' END,
        CASE WHEN o.object_class = 'User' AND o.id / :every % 2 = 0 THEN '' ELSE 'smtp:' END || 'v' || o.id || '@bench.test',
        md5('holder' || o.id)::uuid::text, now() - (o.id || ' seconds')::interval

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     and_,
+    bindparam,
     delete,
     insert,
     literal,
@@ -49,6 +50,14 @@ def _insert_claims_statement(dialect: str) -> Any:
 
 _INSERT_CLAIMS = {dialect: _insert_claims_statement(dialect) for dialect in ("postgresql", "sqlite")}
 
+# An entry carries its object's class (the Graph face counts any() over the errors from one index),
+# read from the object's row in this transaction: a tombstone re-created as another class has the new
+# class there, while the `ObjectRow` locked before the update still has the old one.
+_OBJECT_CLASS_SQL = f"(SELECT object_class FROM {objects.name} WHERE id = :object_pk)"
+_INSERT_ENTRIES = insert(entries).values(
+    object_class=select(objects.c.object_class).where(objects.c.id == bindparam("class_of")).scalar_subquery()
+)
+
 # The claims and the new entries of one object in one PostgreSQL statement (the entries as a
 # data-modifying CTE), one array parameter per entry column. Plain SQL because it is then built
 # once: the same thing as a Core multi-row INSERT ... VALUES is compiled anew on every call, which
@@ -63,8 +72,8 @@ _ENTRY_ARRAYS = {
 _CLAIM_AND_ENTER = text(
     f"""
     WITH entered AS (
-        INSERT INTO {entries.name} (tenant_id, object_pk, category, {", ".join(_ENTRY_ARRAYS)})
-        SELECT :tenant_id, :object_pk, 'PropertyConflict', e.*
+        INSERT INTO {entries.name} (tenant_id, object_pk, object_class, category, {", ".join(_ENTRY_ARRAYS)})
+        SELECT :tenant_id, :object_pk, {_OBJECT_CLASS_SQL}, 'PropertyConflict', e.*
         FROM unnest({", ".join(f"CAST(:entry_{c} AS {t}[])" for c, t in _ENTRY_ARRAYS.items())})
             AS e({", ".join(_ENTRY_ARRAYS)})
     )
@@ -102,7 +111,7 @@ def claim_values(
         rows = [{"tenant_id": tenant.id, "key": k, "object_pk": obj.id, "claimed_at": now} for k in sorted(keys)]
         inserted = set(connection.scalars(_INSERT_CLAIMS[connection.dialect.name], rows))
         if entry_rows:
-            connection.execute(insert(entries), entry_rows)
+            connection.execute(_INSERT_ENTRIES, entry_rows)
     return set(keys) - inserted
 
 
@@ -134,7 +143,7 @@ def write_claims_and_entries(
     entry_rows = _entry_rows(tenant, obj, [q for q in plan.open_quarantines if current.quarantines.get(q.key) != q])
     if not claim:
         if entry_rows:
-            connection.execute(insert(entries), entry_rows)
+            connection.execute(_INSERT_ENTRIES, entry_rows)
         return upn
     held_elsewhere = claim_values(connection, tenant, obj, claim, now, entry_rows)
     if held_elsewhere - {placeholder}:
@@ -151,6 +160,7 @@ def _entry_rows(tenant: TenantInfo, obj: ObjectRow, opened: list[Quarantine]) ->
         {
             "tenant_id": tenant.id,
             "object_pk": obj.id,
+            "class_of": obj.id,
             "key": q.key,
             "category": "PropertyConflict",
             "property_name": q.property_name.value,

@@ -12,11 +12,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, false, func, literal, or_, select
+from sqlalchemy import ColumnElement, Select, and_, distinct, false, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from shared.queries.graph_ast import Collection, Condition
-from shared.queries.graph_filter import filter_condition, like_prefix
+from shared.queries.graph_ast import AnyElement, Collection, Condition
+from shared.queries.graph_filter import ERROR_ENTRY, entry_condition, filter_condition, like_prefix
 from shared.queries.provisioning_errors import ProvisioningErrorRow, entries_with_holders, error_row
 from shared.store.tables import DirectoryObject, ProvisioningError, Tenant
 
@@ -76,16 +76,20 @@ _ORDER_COLUMNS: dict[OrderField, Any] = {
 def _matching(session: Session, tenant: Tenant, query: GraphQuery) -> list[ColumnElement[bool]]:
     """The tenant's live objects of the collection's class that the filter and search keep."""
     dialect = session.get_bind().dialect.name
-    where = [
-        DirectoryObject.tenant_id == tenant.id,
-        DirectoryObject.object_class == OBJECT_CLASS[query.collection],
-        DirectoryObject.deleted == false(),  # `=`, not IS: the partial Graph indexes say `deleted = false`
-    ]
+    where = _live_of_class(tenant, query.collection)
     if query.condition is not None:
         where.append(filter_condition(query.condition, dialect))
     if query.search is not None:
         where.append(_word_prefix(DirectoryObject.display_name, query.search, dialect))
     return where
+
+
+def _live_of_class(tenant: Tenant, collection: Collection) -> list[ColumnElement[bool]]:
+    return [
+        DirectoryObject.tenant_id == tenant.id,
+        DirectoryObject.object_class == OBJECT_CLASS[collection],
+        DirectoryObject.deleted == false(),  # `=`, not IS: the partial Graph indexes say `deleted = false`
+    ]
 
 
 def _word_prefix(column: Any, term: str, dialect: str) -> ColumnElement[bool]:
@@ -105,15 +109,61 @@ def _word_prefix(column: Any, term: str, dialect: str) -> ColumnElement[bool]:
 
 
 def count_directory_objects(session: Session, tenant: Tenant, query: GraphQuery) -> int:
-    """`@odata.count`: every object the filter and search keep, not only the page."""
-    statement = select(func.count()).select_from(DirectoryObject).where(*_matching(session, tenant, query))
+    """`@odata.count`: every object the filter and search keep, not only the page.
+
+    A filter that is one any() over the errors is counted from the entries alone, as the distinct
+    objects among those that match (an index-only scan of `(tenant_id, object_class, object_pk)`):
+    joining each to its object cost about 6 µs an entry, 60 ms for 10,000. That is the same answer
+    because an entry carries its object's class and tenant, and a deleted object has no entries
+    (a delete closes them all, a release skips a tombstone): tests/shared/test_entry_object_class.py.
+    """
+    only = _errors_any(query)
+    if only is not None:
+        matched = _matching_entries(session, tenant, query, only)
+        statement = matched.with_only_columns(func.count(distinct(ERROR_ENTRY.c.object_pk)))
+    else:
+        statement = select(func.count()).select_from(DirectoryObject).where(*_matching(session, tenant, query))
     return int(session.scalar(statement) or 0)
 
 
+def _matching_entries(session: Session, tenant: Tenant, query: GraphQuery, only: AnyElement) -> Select[tuple[int]]:
+    """The object row ids of the tenant's entries that `only` keeps, of the collection's class."""
+    entry = ERROR_ENTRY.c
+    return select(entry.object_pk).where(
+        entry.tenant_id == tenant.id,
+        entry.object_class == OBJECT_CLASS[query.collection],
+        entry_condition(only, session.get_bind().dialect.name),
+    )
+
+
+def _errors_any(query: GraphQuery) -> AnyElement | None:
+    """The any() over the errors that is the whole of the query's condition, if it is."""
+    condition = query.condition
+    if query.search is None and isinstance(condition, AnyElement):
+        return condition if condition.collection == "onPremisesProvisioningErrors" else None
+    return None
+
+
 def list_directory_objects(session: Session, tenant: Tenant, query: GraphQuery) -> GraphPage:
-    """One page in `$orderby` order (row id breaks ties; without `$orderby`, row id alone)."""
-    where = _matching(session, tenant, query)
+    """One page in `$orderby` order (row id breaks ties; without `$orderby`, row id alone).
+
+    A filter that is one any() over the errors, in id order, walks the matching entries in object
+    order and looks up each object until the page is full (about 1 ms for a page of 100), where the
+    EXISTS walked the objects and probed each for entries (15-35 ms when 1 % have errors).
+    """
     key = func.lower(_ORDER_COLUMNS[query.order_by]) if query.order_by else None
+    only = _errors_any(query)
+    statement = select(*_OBJECT_COLUMNS, (key if key is not None else literal(None)).label("sort_key"))
+    if only is not None and key is None:
+        entries = _matching_entries(session, tenant, query, only)
+        if query.after is not None:  # also here, so the walk starts where the last page ended
+            pk = ERROR_ENTRY.c.object_pk
+            entries = entries.where(pk < query.after.pk if query.descending else pk > query.after.pk)
+        matched = entries.distinct().subquery("matched")
+        statement = statement.join_from(DirectoryObject, matched, DirectoryObject.id == matched.c.object_pk)
+        where = _live_of_class(tenant, query.collection)
+    else:
+        where = _matching(session, tenant, query)
     if query.after is not None:
         where.append(_beyond(key, query.after, query.descending))
     if key is None:
@@ -122,12 +172,7 @@ def list_directory_objects(session: Session, tenant: Tenant, query: GraphQuery) 
         order = [key.desc().nulls_first(), DirectoryObject.id.desc()]
     else:
         order = [key.asc().nulls_last(), DirectoryObject.id]
-    rows = session.execute(
-        select(*_OBJECT_COLUMNS, (key if key is not None else literal(None)).label("sort_key"))
-        .where(*where)
-        .order_by(*order)
-        .limit(query.top + 1)
-    ).all()
+    rows = session.execute(statement.where(*where).order_by(*order).limit(query.top + 1)).all()
     more = len(rows) > query.top
     rows = rows[: query.top]
     errors = _errors_of(session, [row[0] for row in rows]) if query.with_errors else {}
@@ -138,11 +183,7 @@ def find_directory_object(
     session: Session, tenant: Tenant, collection: Collection, id_or_upn: str
 ) -> GraphObject | None:
     """By objectId, or for users also by userPrincipalName (the effective one, any case)."""
-    where = [
-        DirectoryObject.tenant_id == tenant.id,
-        DirectoryObject.object_class == OBJECT_CLASS[collection],
-        DirectoryObject.deleted == false(),
-    ]
+    where = _live_of_class(tenant, collection)
     try:
         where.append(DirectoryObject.object_id == str(uuid.UUID(id_or_upn)))
     except ValueError:

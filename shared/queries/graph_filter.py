@@ -28,7 +28,7 @@ from shared.queries.graph_ast import (
 from shared.queries.options import ERROR_CATEGORIES
 from shared.store.tables import DirectoryObject, ProvisioningError
 
-_ERRORS = ProvisioningError.__table__.alias("graph_error")  # the entry an any() lambda ranges over
+ERROR_ENTRY = ProvisioningError.__table__.alias("graph_error")  # the entry an any() lambda ranges over
 
 # Graph's spelling of `propertyCausingError` for what the store calls each property.
 GRAPH_PROPERTY_NAMES = {"UserPrincipalName": "UserPrincipalName", "ProxyAddresses": "ProxyAddress"}
@@ -68,6 +68,11 @@ def filter_condition(condition: Condition, dialect: str) -> ColumnElement[bool]:
     return _Translator(dialect).condition(condition)
 
 
+def entry_condition(node: AnyElement, dialect: str) -> ColumnElement[bool]:
+    """The condition of an any() over the errors on one entry (`ERROR_ENTRY`), without its object."""
+    return true() if node.condition is None else _Translator(dialect).condition(node.condition)
+
+
 class _Translator:
     def __init__(self, dialect: str) -> None:
         self.postgresql = dialect == "postgresql"
@@ -88,11 +93,11 @@ class _Translator:
         if node.field == "":
             return self.text_comparison(element, node, nullable=False)
         if node.field == "propertyCausingError":
-            return self.closed_set(_ERRORS.c.property_name, node, GRAPH_PROPERTY_NAMES)
+            return self.closed_set(ERROR_ENTRY.c.property_name, node, GRAPH_PROPERTY_NAMES)
         if node.field == "category":
-            return self.closed_set(_ERRORS.c.category, node, {c: c for c in ERROR_CATEGORIES})
+            return self.closed_set(ERROR_ENTRY.c.category, node, {c: c for c in ERROR_CATEGORIES})
         if node.field == "value":
-            return self.text_comparison(_ERRORS.c.property_value, node, nullable=False)
+            return self.text_comparison(ERROR_ENTRY.c.property_value, node, nullable=False)
         if node.field == "id":
             # Object ids are lower-case UUIDs, so the unique index answers without lower().
             return self.exact(DirectoryObject.object_id, node, [v.lower() if v else v for v in node.values])
@@ -146,10 +151,13 @@ class _Translator:
 
     def any_element(self, node: AnyElement) -> ColumnElement[bool]:
         if node.collection == "onPremisesProvisioningErrors":
-            inner = [_ERRORS.c.object_pk == DirectoryObject.id, _ERRORS.c.tenant_id == DirectoryObject.tenant_id]
+            inner = [
+                ERROR_ENTRY.c.object_pk == DirectoryObject.id,
+                ERROR_ENTRY.c.tenant_id == DirectoryObject.tenant_id,
+            ]
             if node.condition is not None:
                 inner.append(self.condition(node.condition))
-            return exists(select(literal(1)).select_from(_ERRORS).where(*inner))
+            return exists(select(literal(1)).select_from(ERROR_ENTRY).where(*inner))
         if not self.postgresql:
             raise UnsupportedQuery("proxyAddresses/any() is answered on PostgreSQL only, not on this database")
         values = _listed_values(node.condition)

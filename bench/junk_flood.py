@@ -11,8 +11,6 @@ The landed code grew by 1,058 MB for 300,000 lines (issue 11); the pod's limit i
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,36 +37,10 @@ def junk(lines: int) -> bytes:
 @contextmanager
 def running_api(env: BenchEnvironment) -> Iterator[tuple[str, int]]:
     """`uvicorn api.app:app` as an operator starts it; yields its URL and process id."""
-    import httpx
+    from harness.local_services import uvicorn_api
 
-    from harness.local_services import free_port, stop_process_group, tail
-
-    port = free_port()
-    log = env.workdir / "api.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)],
-            env=env.process_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the API did not start:\n{tail(log)}")
-            time.sleep(0.1)
+    with uvicorn_api(env.process_env(), env.workdir / "api.log") as (url, process):
         yield url, process.pid
-    finally:
-        stop_process_group(process, grace_s=10)
 
 
 def measure(lines: int) -> dict[str, float]:

@@ -25,7 +25,6 @@ import argparse
 import json
 import multiprocessing
 import random
-import subprocess
 import sys
 import time
 import urllib.request
@@ -86,39 +85,11 @@ def _seed(env: BenchEnvironment, objects: int) -> tuple[str, list[str]]:
 
 @contextmanager
 def _api(env: BenchEnvironment) -> Iterator[tuple[str, int]]:
-    """One `uvicorn api.app:app` process on a free port; yields its URL and pid."""
-    from harness.local_services import REPO, ServiceFailed, free_port, stop_process_group, tail
+    """`uvicorn api.app:app` as an operator starts it; yields its URL and process id."""
+    from harness.local_services import uvicorn_api
 
-    port = free_port()
-    log = env.workdir / "api.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO,
-            env=env.process_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while not _answers(f"{url}/healthz"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise ServiceFailed(f"the API did not answer /healthz:\n{tail(log)}")
-            time.sleep(0.1)
+    with uvicorn_api(env.process_env(), env.workdir / "api.log") as (url, process):
         yield url, process.pid
-    finally:
-        stop_process_group(process, grace_s=10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 def _memory_mb(pid: int) -> dict[str, float]:

@@ -12,8 +12,9 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,50 @@ def private_redis(workdir: Path, *extra_args: str) -> Iterator[str]:
                 raise ServiceFailed(f"the private redis-server did not start:\n{tail(log)}")
             time.sleep(0.05)
         yield url
+    finally:
+        stop_process_group(process, grace_s=10)
+
+
+def healthz_is_ok(url: str) -> bool:
+    """Whether `url`/healthz answers 200: the API is up and so are its database and Redis."""
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+            return bool(response.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
+@contextmanager
+def uvicorn_api(
+    env: dict[str, str],
+    log: Path,
+    *,
+    ready: Callable[[str], bool] = healthz_is_ok,
+    timeout_s: float = 30,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`uvicorn api.app:app` as an operator starts it, on a free loopback port, ready once `ready(url)`
+    holds; yields its URL and process, and stops it (its whole process group) when the block ends."""
+    port = free_port()
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not ready(url):
+            if process.poll() is not None:
+                raise ServiceFailed(f"uvicorn exited with {process.returncode}:\n{tail(log)}")
+            if time.monotonic() > deadline:
+                raise ServiceFailed(f"the API was not ready within {timeout_s:g} s:\n{tail(log)}")
+            time.sleep(0.1)
+        yield url, process
     finally:
         stop_process_group(process, grace_s=10)
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,7 +9,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from harness.local_services import REPO, ServiceFailed, free_port, stop_process_group, tail
+from harness.local_services import free_port, uvicorn_api
 from shared.store.engine import transaction
 from shared.store.tables import Tenant
 from shared.tenants.tokens import issue_token
@@ -48,35 +45,9 @@ class TenantAccess:
 def running_api(**env: str) -> Iterator[ApiServer]:
     """`uvicorn api.app:app` as an operator starts it (README), stopped when the block ends."""
     ARTIFACTS.mkdir(exist_ok=True)
-    port = free_port()
-    log = ARTIFACTS / f"api-{port}.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO,
-            env=service_environment(API_MAX_BODY_BYTES=str(BODY_LIMIT), **env),
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise ServiceFailed(f"uvicorn exited with {process.returncode}:\n{tail(log)}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise ServiceFailed(f"the API did not answer /healthz within 30 s:\n{tail(log)}")
-            time.sleep(0.1)
+    log = ARTIFACTS / f"api-{free_port()}.log"
+    with uvicorn_api(service_environment(API_MAX_BODY_BYTES=str(BODY_LIMIT), **env), log) as (url, _):
         yield ApiServer(url, BODY_LIMIT)
-    finally:
-        stop_process_group(process, grace_s=10)
 
 
 @pytest.fixture(scope="session")

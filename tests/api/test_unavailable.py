@@ -8,8 +8,6 @@ connection, until the lock goes or the API's statement timeout cancels it.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import Connection, text
 
-from harness.local_services import REPO, ServiceFailed, free_port, stop_process_group, tail
+from harness.local_services import free_port, uvicorn_api
 from shared.store.engine import get_engine
 from tests.api.conftest import TenantAccess, running_api
 from tests.conftest import ARTIFACTS
@@ -95,35 +93,18 @@ def test_a_statement_past_the_api_timeout_answers_503_with_retry_after(access: T
 @contextmanager
 def answering_api(**env: str) -> Iterator[tuple[str, Path]]:
     """`uvicorn api.app:app`, ready once it answers at all: its dependencies may well be down."""
-    port = free_port()
+
+    def answers(url: str) -> bool:
+        try:
+            httpx.get(f"{url}/healthz", timeout=20)
+            return True
+        except httpx.TransportError:
+            return False
+
     ARTIFACTS.mkdir(exist_ok=True)
-    log = ARTIFACTS / f"api-{port}.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO,
-            env=service_environment(**env),
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise ServiceFailed(f"uvicorn exited with {process.returncode}:\n{tail(log)}")
-            try:
-                httpx.get(f"{url}/healthz", timeout=20)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise ServiceFailed(f"the API did not answer within 60 s:\n{tail(log)}") from None
-                time.sleep(0.1)
+    log = ARTIFACTS / f"api-{free_port()}.log"
+    with uvicorn_api(service_environment(**env), log, ready=answers, timeout_s=60) as (url, _):
         yield url, log
-    finally:
-        stop_process_group(process, grace_s=10)
 
 
 def test_healthz_and_503s_say_what_is_down_without_hosts_ports_or_users(access: TenantAccess) -> None:

@@ -115,10 +115,11 @@ def uvicorn_api(
     *,
     ready: Callable[[str], bool] = healthz_is_ok,
     timeout_s: float = 30,
+    port: int | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`uvicorn api.app:app` as an operator starts it, on a free loopback port, ready once `ready(url)`
-    holds; yields its URL and process, and stops it (its whole process group) when the block ends."""
-    port = free_port()
+    """`uvicorn api.app:app` as an operator starts it, on `port` (a free loopback port by default), ready
+    once `ready(url)` holds; yields its URL and process, and stops its whole process group at the end."""
+    port = port or free_port()
     with log.open("wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)],

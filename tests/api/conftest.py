@@ -45,8 +45,9 @@ class TenantAccess:
 def running_api(**env: str) -> Iterator[ApiServer]:
     """`uvicorn api.app:app` as an operator starts it (README), stopped when the block ends."""
     ARTIFACTS.mkdir(exist_ok=True)
-    log = ARTIFACTS / f"api-{free_port()}.log"
-    with uvicorn_api(service_environment(API_MAX_BODY_BYTES=str(BODY_LIMIT), **env), log) as (url, _):
+    port = free_port()
+    log = ARTIFACTS / f"api-{port}.log"  # tests read the log of the server on that port
+    with uvicorn_api(service_environment(API_MAX_BODY_BYTES=str(BODY_LIMIT), **env), log, port=port) as (url, _):
         yield ApiServer(url, BODY_LIMIT)
 
 

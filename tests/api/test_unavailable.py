@@ -102,8 +102,9 @@ def answering_api(**env: str) -> Iterator[tuple[str, Path]]:
             return False
 
     ARTIFACTS.mkdir(exist_ok=True)
-    log = ARTIFACTS / f"api-{free_port()}.log"
-    with uvicorn_api(service_environment(**env), log, ready=answers, timeout_s=60) as (url, _):
+    port = free_port()
+    log = ARTIFACTS / f"api-{port}.log"
+    with uvicorn_api(service_environment(**env), log, ready=answers, timeout_s=60, port=port) as (url, _):
         yield url, log
 
 

@@ -7,19 +7,18 @@ faces keep their own bodies: `GraphRoute` turns a `GraphError`, a request that f
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from api.face_routes import translating_route
 from shared.exports.transient import is_unavailable
 
 RETRY_AFTER_S = "5"
@@ -97,22 +96,9 @@ def translated(exc: Exception) -> Response | None:
     return None
 
 
-class GraphRoute(APIRoute):
-    """A route of the Graph face: what it raises is answered in Graph's error body."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def graph_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except Exception as exc:
-                answer = translated(exc)
-                if answer is None:
-                    raise
-                return answer
-
-        return graph_handler
+GraphRoute = translating_route(
+    translated, "A route of the Graph face: what it raises is answered in Graph's error body."
+)
 
 
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -8,13 +8,11 @@ fails validation, an `HTTPException` and an unavailable database or Redis into
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -22,6 +20,7 @@ from scim2_models import SCIMException
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from api.face_routes import translating_route
 from shared.exports.transient import is_unavailable
 
 ERROR_URN = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -96,19 +95,4 @@ def translated(exc: Exception) -> Response | None:
     return None
 
 
-class ScimRoute(APIRoute):
-    """A route of the SCIM face: what it raises is answered in SCIM's error body."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def scim_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except Exception as exc:
-                answer = translated(exc)
-                if answer is None:
-                    raise
-                return answer
-
-        return scim_handler
+ScimRoute = translating_route(translated, "A route of the SCIM face: what it raises is answered in SCIM's error body.")

@@ -20,16 +20,18 @@ RELEASE_RESOLVED_CONFLICTS = "syncguard.release_resolved_conflicts"
 SEND_ERROR_REPORTS = "syncguard.send_error_reports"
 REDELIVER_STRANDED_EXPORTS = "syncguard.redeliver_stranded_exports"
 NOOP = "syncguard.noop"
+NOOP_BATCHED = "syncguard.noop_batched"
 
 EXPORTS_QUEUE = "exports"
 RELEASES_QUEUE = "releases"
 MAINTENANCE_QUEUE = "maintenance"
 QUEUES = (EXPORTS_QUEUE, RELEASES_QUEUE, MAINTENANCE_QUEUE)
 
-# The no-op shares the exports queue: it is the ceiling an export's throughput is measured against.
+# The no-ops share the exports queue: they are the ceilings an export's throughput is measured against.
 TASK_ROUTES: dict[str, dict[str, str]] = {
     APPLY_EXPORT: {"queue": EXPORTS_QUEUE},
     NOOP: {"queue": EXPORTS_QUEUE},
+    NOOP_BATCHED: {"queue": EXPORTS_QUEUE},
     RELEASE_VALUES: {"queue": RELEASES_QUEUE},
     RELEASE_RESOLVED_CONFLICTS: {"queue": MAINTENANCE_QUEUE},
     SEND_ERROR_REPORTS: {"queue": MAINTENANCE_QUEUE},

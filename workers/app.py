@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> Celery:
     context = WorkerContext(app, settings)
     exports.register(app, context)
     maintenance.register(app, context)
-    diagnostics.register(app)
+    diagnostics.register(app, settings)
     preflight.check_redis_at_start(app, settings)
     return app
 

@@ -19,6 +19,7 @@ from celery_batches.trace import apply_batches_task
 
 from shared.exports.crash_counter import DeliveryId
 from shared.exports.tenant_binding import sent_for
+from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,20 @@ class ExportDelivery:
         return cls(delivery, message, sent_for(bound if isinstance(bound, str) else None, message))
 
 
+def export_batch_options(settings: Settings) -> dict[str, Any]:
+    """How a task over export messages is batched: `apply_export` and the batched no-op that
+    measures its ceiling (`workers.diagnostics`) are registered with these same options."""
+    return {
+        "base": ExportBatches,
+        "shared": False,
+        "flush_every": settings.export_batch_size,
+        "flush_interval": settings.export_batch_wait_s,
+    }
+
+
 class ExportBatches(Batches):  # type: ignore[misc]
-    """A batch task's base. `flush_every` and `flush_interval` come from the task's options, which
-    `workers.exports.register` takes from the settings the app was built with."""
+    """A batch task's base. `flush_every` and `flush_interval` come from the task's options,
+    `export_batch_options` of the settings the app was built with."""
 
     _tref: Any
 

@@ -41,7 +41,7 @@ from shared.exports.transient import is_transient
 from shared.messaging import APPLY_EXPORT, RELEASE_VALUES, send_export, send_release, send_sweep
 from shared.metrics.activity import count_quarantines
 from shared.store.engine import get_engine, transaction
-from workers.batching import ExportBatches, ExportDelivery
+from workers.batching import ExportDelivery, export_batch_options
 from workers.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -289,13 +289,7 @@ def register(app: Any, context: WorkerContext) -> ExportWork:
     work = ExportWork(context)
     settings = context.settings
 
-    @app.task(
-        name=APPLY_EXPORT,
-        base=ExportBatches,
-        shared=False,
-        flush_every=settings.export_batch_size,
-        flush_interval=settings.export_batch_wait_s,
-    )
+    @app.task(name=APPLY_EXPORT, **export_batch_options(settings))
     def apply_export(requests: list[SimpleRequest]) -> list[bool]:
         """Apply a batch of export messages; returns, per message, whether it finished (acknowledge it)."""
         return work.apply_batch(requests)

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.database import db_session
+from api.scim import openapi as bodies
 from api.scim.auth import ScimTenant
 from api.scim.errors import ScimError, ScimResponse, ScimRoute, translated
 from api.scim.mapping import export_attributes, resource_body
@@ -168,7 +169,12 @@ def _object_ids(found: Services, tenant: Tenant, anchors: list[str]) -> dict[str
         return {anchor: (object_id, deleted) for anchor, object_id, deleted in rows}
 
 
-@router.post("/Bulk", summary="Many writes in one request (RFC 7644 §3.7)", response_class=ScimResponse)
+@router.post(
+    "/Bulk",
+    summary="Many writes in one request (RFC 7644 §3.7)",
+    response_class=ScimResponse,
+    openapi_extra=bodies.bulk_body(),
+)
 def post_bulk(
     request: Request,
     tenant: ScimTenant,

@@ -16,6 +16,7 @@ from scim2_models import Context, ListResponse, ResponseParameters
 from sqlalchemy.orm import Session
 
 from api.database import db_session
+from api.scim import openapi as bodies
 from api.scim.auth import ScimTenant
 from api.scim.errors import ScimError, ScimResponse, ScimRoute
 from api.scim.extension_paths import expanded_names
@@ -274,11 +275,22 @@ def search_everything(tenant: ScimTenant) -> Response:
 def _register(kind: Kind) -> None:
     path = f"/{kind.endpoint}"
 
-    @router.post(path + "/.search", summary=f"Search {kind.endpoint} (SearchRequest)", response_class=ScimResponse)
+    @router.post(
+        path + "/.search",
+        summary=f"Search {kind.endpoint} (SearchRequest)",
+        response_class=ScimResponse,
+        openapi_extra=bodies.search_body(),
+    )
     def post_search(request: Request, tenant: ScimTenant, session: Session_, body: Body_) -> Response:
         return search_request(request, kind, tenant, session, body)
 
-    @router.post(path, status_code=201, summary=f"Create a {kind.name}", response_class=ScimResponse)
+    @router.post(
+        path,
+        status_code=201,
+        summary=f"Create a {kind.name}",
+        response_class=ScimResponse,
+        openapi_extra=bodies.resource_body(kind),
+    )
     def post(request: Request, tenant: ScimTenant, session: Session_, found: Services_, body: Body_) -> Response:
         return create(request, kind, tenant, session, found, body)
 
@@ -310,13 +322,23 @@ def _register(kind: Kind) -> None:
     ) -> Response:
         return ScimResponse(shown(request, kind, existing(session, tenant, kind, id), attributes, excludedAttributes))
 
-    @router.put(path + "/{id}", summary=f"Replace a {kind.name}", response_class=ScimResponse)
+    @router.put(
+        path + "/{id}",
+        summary=f"Replace a {kind.name}",
+        response_class=ScimResponse,
+        openapi_extra=bodies.resource_body(kind),
+    )
     def put(
         request: Request, tenant: ScimTenant, session: Session_, found: Services_, id: str, body: Body_
     ) -> Response:
         return replace(request, kind, tenant, session, found, id, body)
 
-    @router.patch(path + "/{id}", summary=f"Patch a {kind.name}", response_class=ScimResponse)
+    @router.patch(
+        path + "/{id}",
+        summary=f"Patch a {kind.name}",
+        response_class=ScimResponse,
+        openapi_extra=bodies.patch_body(kind),
+    )
     def patch(
         request: Request, tenant: ScimTenant, session: Session_, found: Services_, id: str, body: Body_
     ) -> Response:

@@ -12,6 +12,7 @@ import argparse
 import random
 import time
 
+from bench.bulk_build import build
 from bench.environment import bench_environment, percentile, print_figures
 
 _GENERATE = """
@@ -22,9 +23,9 @@ SELECT :tenant, 'obj-' || i, md5(i::text)::uuid::text, CASE WHEN i % 3 = 0 THEN 
        '[]', '[]', '{}', 1, false, now()
 FROM generate_series(1, :count) AS i;
 
-INSERT INTO provisioning_errors (tenant_id, object_pk, key, category, property_name, property_value,
+INSERT INTO provisioning_errors (tenant_id, object_pk, object_class, key, category, property_name, property_value,
                                  conflicting_object_id, occurred_at)
-SELECT :tenant, o.id, 'v' || o.id || '@bench.test', 'PropertyConflict',
+SELECT :tenant, o.id, o.object_class, 'v' || o.id || '@bench.test', 'PropertyConflict',
        CASE WHEN o.id % 2 = 0 THEN 'UserPrincipalName' ELSE 'ProxyAddresses' END,
        CASE WHEN o.id % 2 = 0 THEN '' ELSE 'smtp:' END || 'v' || o.id || '@bench.test',
        md5('holder' || o.id)::uuid::text, now() - (o.id || ' seconds')::interval
@@ -32,23 +33,19 @@ FROM directory_objects o WHERE o.tenant_id = :tenant;
 """
 
 
-def measure(entries: int, queries: int) -> dict[str, float]:
-    with bench_environment():
-        from sqlalchemy import text
+BUILT_TABLES = ("directory_objects", "provisioning_errors")
 
+
+def measure(entries: int = 1_000_000, queries: int = 200) -> dict[str, float]:
+    with bench_environment():
         from shared import queries as read
-        from shared.store.engine import get_engine, transaction
+        from shared.store.engine import transaction
         from shared.tenants.registry import TenantSpec, create_tenant
 
         with transaction() as session:
             tenant = create_tenant(session, TenantSpec("bench", "bench.onmicrosoft.com"))
         started = time.perf_counter()
-        with get_engine().begin() as connection:
-            for statement in _GENERATE.split(";\n"):
-                if statement.strip():
-                    connection.execute(text(statement), {"tenant": tenant.id, "count": entries})
-        with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(text("VACUUM ANALYZE"))
+        build(_GENERATE, {"tenant": tenant.id, "count": entries}, BUILT_TABLES)
         setup_s = time.perf_counter() - started
 
         rng = random.Random(7)

@@ -87,7 +87,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (exports, directory, features, operations, report, graph, scim):  # faces last: their catch-alls
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
-    app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes, other_limit=settings.api_max_other_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.api_max_body_bytes,
+        other_limit=settings.api_max_other_body_bytes,
+        bulk_limit=settings.scim_bulk_max_payload_bytes,
+    )
     app.add_middleware(SecurityHeaders)
 
     @app.get("/", include_in_schema=False)

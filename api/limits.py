@@ -6,9 +6,11 @@ and refused the moment it passes the limit; the route never gets the rest. A rou
 error (FastAPI turns any failure to read a JSON body into 400) still answers 413: whatever it would
 have answered instead is dropped.
 
-Posting exports takes up to API_MAX_BODY_BYTES (the route spools it to disk, `api/body.py`), and so
-does SCIM's `POST /scim/v2/Bulk` (it announces that as `maxPayloadSize`); every other route takes at
-most API_MAX_OTHER_BODY_BYTES (one export's worth by default), and never more than API_MAX_BODY_BYTES.
+Posting exports takes up to API_MAX_BODY_BYTES (the route spools it to disk, `api/body.py`). SCIM's
+`POST /scim/v2/Bulk` takes up to SCIM_BULK_MAX_PAYLOAD_BYTES (announced as `maxPayloadSize`): a Bulk
+request is parsed in memory, about six times its size at the peak, so it gets a bound of its own.
+Every other route takes at most API_MAX_OTHER_BODY_BYTES (one export's worth by default). No route
+ever takes more than API_MAX_BODY_BYTES.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# Routes that take a large body: (method, path). Every other route gets the lower limit.
-LARGE_BODY_ROUTES = (("POST", re.compile(r"/v1/tenants/[^/]+/exports/?")), ("POST", re.compile(r"/scim/v2/Bulk/?")))
+# The routes with a limit of their own: (method, path). Every other route gets the lower limit.
+EXPORTS_ROUTE = ("POST", re.compile(r"/v1/tenants/[^/]+/exports/?"))
+BULK_ROUTE = ("POST", re.compile(r"/scim/v2/Bulk/?"))
 
 
 class _LimitPassed(Exception):
@@ -43,20 +46,27 @@ def _declared_length(scope: Scope) -> int | None:
     return None
 
 
+def _capped(limit: _Limit, ceiling: _Limit) -> _Limit:
+    """`limit`, unless it is over the service-wide ceiling: then the ceiling, named as such."""
+    return limit if limit.size < ceiling.size else _Limit(ceiling.size, ceiling.setting, limit.advice)
+
+
 class BodyLimit:
-    def __init__(self, app: ASGIApp, *, limit: int, other_limit: int) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, other_limit: int, bulk_limit: int) -> None:
         self.app = app
         self.large = _Limit(limit, "API_MAX_BODY_BYTES", "post the exports in several requests")
-        self.other = (
-            _Limit(other_limit, "API_MAX_OTHER_BODY_BYTES", "this route reads no more")
-            if other_limit < limit
-            else _Limit(limit, "API_MAX_BODY_BYTES", "this route reads no more")
+        self.other = _capped(_Limit(other_limit, "API_MAX_OTHER_BODY_BYTES", "this route reads no more"), self.large)
+        self.bulk = _capped(
+            _Limit(bulk_limit, "SCIM_BULK_MAX_PAYLOAD_BYTES", "split the operations over several requests"), self.large
         )
 
     def limit_for(self, scope: Scope) -> _Limit:
         method, path = scope.get("method", ""), scope.get("path", "")
-        large = any(method == m and pattern.fullmatch(path) for m, pattern in LARGE_BODY_ROUTES)
-        return self.large if large else self.other
+        if method == EXPORTS_ROUTE[0] and EXPORTS_ROUTE[1].fullmatch(path):
+            return self.large
+        if method == BULK_ROUTE[0] and BULK_ROUTE[1].fullmatch(path):
+            return self.bulk
+        return self.other
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

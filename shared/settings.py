@@ -110,6 +110,16 @@ class Settings(BaseSettings):
         30, gt=0, description="How long a SCIM write waits for its export to apply; past it, 503 with Retry-After."
     )
     scim_bulk_max_operations: int = Field(1000, ge=1, description="Most operations one SCIM /Bulk request may hold.")
+    scim_bulk_max_payload_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        description="Largest SCIM /Bulk body (at most API_MAX_BODY_BYTES); parsed in memory, ~6x its size at peak.",
+    )
+
+    @property
+    def scim_bulk_payload_limit(self) -> int:
+        """What /Bulk takes and announces as maxPayloadSize: its own bound, under the service-wide one."""
+        return min(self.scim_bulk_max_payload_bytes, self.api_max_body_bytes)
 
     @field_validator("database_url")
     @classmethod

@@ -41,7 +41,7 @@ def service_provider_config(found: Services) -> ServiceProviderConfig:
         bulk=Bulk(
             supported=True,
             max_operations=settings.scim_bulk_max_operations,
-            max_payload_size=settings.api_max_body_bytes,  # /Bulk is a large-body route (api/limits.py)
+            max_payload_size=settings.scim_bulk_payload_limit,  # enforced by api/limits.py
         ),
         filter=Filter(supported=True, max_results=MAX_COUNT),
         change_password=ChangePassword(supported=False),

@@ -200,7 +200,7 @@ def measure(
     from shared.messaging import NOOP
 
     interval_s = QUICK_SAMPLE_INTERVAL_S if objects <= 20_000 else SAMPLE_INTERVAL_S
-    noop_tasks = noop_tasks or min(objects, 20_000)
+    noop_tasks = noop_tasks or min(max(objects // 5, 1_000), 20_000)
     with bench_environment() as env:
         _create_tenant()
         written = _write_file(env, objects)
@@ -231,7 +231,7 @@ def measure(
         samples.done.append(objects)
         samples.enqueued.append(objects)
         first_rate, last_rate, grown = growth(samples, objects)
-        stored, quarantines = directory_counts()
+        stored, provisioning_errors = directory_counts()
         figures: dict[str, float] = {
             "initial_load_objects": objects,
             "initial_load_s": round(load_s, 1),
@@ -249,7 +249,7 @@ def measure(
             "file_mb": round(written.bytes / 1024 / 1024, 1),
             "generate_s": round(written.seconds, 1),
             "conflicting_objects": written.conflicting,
-            "quarantines": quarantines,
+            "provisioning_errors": provisioning_errors,
             "workers": workers,
         }
         _check(payload, objects, stored)
@@ -316,7 +316,9 @@ def main() -> None:
     parser.add_argument("objects", type=int, nargs="?", help="objects to load (default 1,000,000; --quick 5,000)")
     parser.add_argument("--quick", action="store_true", help="a small load carrying the same keys")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--noop-tasks", type=int, default=None, help="no-op tasks timed first (default min(N, 20000))")
+    parser.add_argument(
+        "--noop-tasks", type=int, default=None, help="no-op tasks timed first (default N/5, 1,000 to 20,000)"
+    )
     parser.add_argument("--plot", help=f"PNG to write (default {DOCS_PLOT.relative_to(REPO)}; --quick: /tmp)")
     parser.add_argument("--producer-only", action="store_true", help="post without workers: the producer alone")
     args = parser.parse_args()

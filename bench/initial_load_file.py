@@ -6,14 +6,17 @@ Users 80 %, groups 15 %, contacts 5 %; 1 % of the objects ask for a value an ear
 (a user its UPN, its primary SMTP address, or both; a group or a contact its primary SMTP address).
 Each object carries displayName, mail, mailNickname, 1-5 proxy addresses (SMTP first, then X500:,
 SIP: and secondary smtp: ones) and about 1 KB of other attributes, the way a sync engine exports
-them. Lines are built from fixed fragments serialised once and written in chunks: a million lines
-(about 1.5 GB) take seconds and a few MB of memory, and the same arguments always give the same file.
+them. Lines are built from fixed fragments serialised once, in chunks on every core, and written in
+order: a million lines (about 1.5 GB) take seconds and a few MB of memory, and the same arguments always
+give the same file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -246,24 +249,37 @@ def lines(tenant: str, objects: int) -> Iterator[str]:
         yield _line(tenant, i, mixed, CLASS_BY_SLOT[mixed % 20], _conflicting(i, mixed))
 
 
+def _chunk(job: tuple[str, int, int]) -> tuple[bytes, dict[str, int], int]:
+    """Lines start..stop as one block of bytes, with the classes and conflicts among them."""
+    tenant, start, stop = job
+    counts = {"User": 0, "Group": 0, "Contact": 0}
+    conflicting = 0
+    chunk = []
+    for i in range(start, stop):
+        mixed = _mix(i)
+        kind = CLASS_BY_SLOT[mixed % 20]
+        conflict = _conflicting(i, mixed)
+        counts[kind] += 1
+        conflicting += conflict
+        chunk.append(_line(tenant, i, mixed, kind, conflict))
+    return "".join(chunk).encode("ascii"), counts, conflicting
+
+
 def write_load_file(path: Path, objects: int, tenant: str) -> LoadFile:
-    """Write the file in chunks of CHUNK_LINES lines; memory stays at one chunk."""
+    """Write the file in chunks of CHUNK_LINES lines, built on every core (the workers have not started
+    yet) and written in order; memory stays at a few chunks. One core takes about 11 us a line."""
     started = time.perf_counter()
     counts = {"User": 0, "Group": 0, "Contact": 0}
     conflicting = written = 0
-    with path.open("w", encoding="utf-8") as out:
-        for start in range(0, objects, CHUNK_LINES):
-            chunk = []
-            for i in range(start, min(start + CHUNK_LINES, objects)):
-                mixed = _mix(i)
-                kind = CLASS_BY_SLOT[mixed % 20]
-                conflict = _conflicting(i, mixed)
-                counts[kind] += 1
-                conflicting += conflict
-                chunk.append(_line(tenant, i, mixed, kind, conflict))
-            text = "".join(chunk)
+    jobs = [(tenant, start, min(start + CHUNK_LINES, objects)) for start in range(0, objects, CHUNK_LINES)]
+    processes = min(os.cpu_count() or 1, max(1, len(jobs)))
+    with path.open("wb") as out, multiprocessing.get_context("spawn").Pool(processes) as pool:
+        for text, chunk_counts, chunk_conflicting in pool.imap(_chunk, jobs):
             out.write(text)
-            written += len(text)  # ASCII only: characters are bytes
+            written += len(text)
+            conflicting += chunk_conflicting
+            for kind, count in chunk_counts.items():
+                counts[kind] += count
     return LoadFile(
         path,
         objects,

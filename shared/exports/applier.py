@@ -138,36 +138,77 @@ class ExportApplier:
         anything fails the batch as a whole: each then gets its own retries. Exports of the batch
         that share keys apply in message order and see each other's writes, as if one after another.
         """
-        outcomes: list[Outcome | None] = [None] * len(messages)
         entries = [e for e in (self._batch_entry(i, m) for i, m in enumerate(messages)) if e is not None]
-        if not entries:
+        refused: dict[int, ExportRejected] = {}
+
+        def write(entry: _BatchEntry) -> Callable[[Connection, LockMore], Outcome | None]:
+            def write_export(connection: Connection, lock_more: LockMore) -> Outcome | None:
+                try:
+                    return self._write_export(connection, lock_more, entry.tenant, entry.export, entry.desired)
+                except _Refused as refusal:
+                    refused[entry.index] = refusal.rejection
+                    return None
+
+            return write_export
+
+        outcomes = self._together(len(messages), [(e.index, e.tenant.name, e.keys, write(e)) for e in entries])
+        if outcomes is None:
+            return [None] * len(messages)
+        for index, rejection in refused.items():
+            outcomes[index] = _failed(rejection, self.settings.database_url)
+        return outcomes
+
+    def release_many(self, releases: Sequence[tuple[str, str, str]]) -> list[Outcome | None]:
+        """Give each (tenant, waiting anchor, value) to its waiter, all in one transaction under one
+        lock call, as `apply_many` does for exports; `None` marks one to hand to `release_to` alone
+        (its keys were busy, or the batch failed as a whole). Measured on the sweep: a release alone
+        paid two lock calls, a pool checkout's ping and a commit besides its own statements."""
+        items: list[tuple[int, str, list[str], Callable[[Connection, LockMore], Outcome | None]]] = []
+        for index, (tenant_name, anchor, key) in enumerate(releases):
+            tenant = self.tenants.get(tenant_name)
+            if tenant is None:
+                continue
+
+            def release_to(
+                connection: Connection,
+                lock_more: LockMore,
+                tenant: TenantInfo = tenant,
+                anchor: str = anchor,
+                key: str = key,
+            ) -> Outcome | None:
+                return self._release_to(connection, lock_more, tenant, anchor, key)
+
+            items.append((index, tenant.name, export_lock_keys(tenant.name, anchor, {key}), release_to))
+        outcomes = self._together(len(releases), items)
+        return [None] * len(releases) if outcomes is None else outcomes
+
+    def _together(
+        self, size: int, items: Sequence[tuple[int, str, list[str], Callable[[Connection, LockMore], Outcome | None]]]
+    ) -> list[Outcome | None] | None:
+        """Run each item's write (index, tenant, lock keys, write) in one transaction, under one lock
+        call for every item's keys; an item whose keys were busy keeps `None`. `None` for all when the
+        batch failed as a whole (nothing of it was committed)."""
+        outcomes: list[Outcome | None] = [None] * size
+        if not items:
             return outcomes
         token = new_token()
         locked: set[str] = set()  # what the token holds: the sets taken, and values added by lock_more
-        refused: dict[int, ExportRejected] = {}
         try:
-            taken = self.locks.try_acquire_each([entry.keys for entry in entries], token)
-            locked.update(key for entry, ok in zip(entries, taken, strict=True) if ok for key in entry.keys)
+            taken = self.locks.try_acquire_each([keys for _, _, keys, _ in items], token)
+            locked.update(key for (_, _, keys, _), ok in zip(items, taken, strict=True) if ok for key in keys)
             with get_engine(self.settings.database_url).begin() as connection:
-                for entry, ok in zip(entries, taken, strict=True):
+                for (index, tenant, _, write), ok in zip(items, taken, strict=True):
                     if not ok:
                         continue
-                    lock_more = self._batch_lock_more(entry.tenant.name, token, locked)
                     try:
-                        outcomes[entry.index] = self._write_export(
-                            connection, lock_more, entry.tenant, entry.export, entry.desired
-                        )
-                    except _Refused as refusal:
-                        refused[entry.index] = refusal.rejection
+                        outcomes[index] = write(connection, self._batch_lock_more(tenant, token, locked))
                     except _NeedsMoreLocks:
                         pass  # read, nothing written: it goes alone, after this commit
         except Exception as exc:
-            log.info("a batch of %d exports did not apply (%s); each goes alone", len(messages), exc)
-            return [None] * len(messages)
+            log.info("a batch of %d did not apply (%s); each goes alone", size, exc)
+            return None
         finally:
-            self._release_quietly(sorted(locked.union(*(entry.keys for entry in entries))), token)
-        for index, rejection in refused.items():
-            outcomes[index] = _failed(rejection, self.settings.database_url)
+            self._release_quietly(sorted(locked.union(*(keys for _, _, keys, _ in items))), token)
         return outcomes
 
     def _batch_entry(self, index: int, message: str | bytes | dict[str, Any]) -> _BatchEntry | None:

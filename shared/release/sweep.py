@@ -14,6 +14,7 @@ from sqlalchemy import and_, select, tuple_
 from sqlalchemy.orm import aliased
 
 from shared.exports.applier import ExportApplier
+from shared.exports.outcomes import Outcome
 from shared.store.engine import get_engine, transaction
 from shared.store.tables import ClaimedValue, DirectoryObject, ProvisioningError, Tenant
 
@@ -78,9 +79,11 @@ def sweep(
 ) -> SweepResult:
     """Release every free waited-for value, batch by batch; stop early when `budget_s` runs out.
 
-    A batch's values are distinct, so up to `concurrency` threads release them at once: a release is
-    mostly waiting on Redis and PostgreSQL round trips, which threads overlap (SQLite gets one thread,
-    it takes one writer at a time anyway). Two releases for one object meet at its lock and take turns.
+    A batch's values are distinct; it is split among `concurrency` threads, and each thread releases
+    its share in one transaction under one lock call (`ExportApplier.release_many`), as a worker
+    applies a batch of exports: the threads overlap the round trips (SQLite gets one thread, it takes
+    one writer at a time anyway). Two releases for one object in different shares meet at its lock:
+    the second goes alone after its share commits.
     An unfinished result carries the cursor to continue from.
     """
     started = time.monotonic()
@@ -88,17 +91,22 @@ def sweep(
     cursor = after
     if get_engine(applier.settings.database_url).dialect.name == "sqlite":
         concurrency = 1
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="sweep") as pool:
+    threads = max(1, concurrency)
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sweep") as pool:
         while True:
             batch = free_waited_values(cursor, batch_size, tenant, applier.settings.database_url)
             result.batches += 1
-            released = pool.map(lambda row: _release_chain(applier, row[1], row[3], row[2]), batch)
-            for (tenant_id, name, key, _anchor), count in zip(batch, released, strict=True):
-                result.examined += 1
-                if count:
-                    result.released += count
-                    result.released_by_tenant[name] = result.released_by_tenant.get(name, 0) + count
-                cursor = (tenant_id, key)
+            chunks = [batch[i::threads] for i in range(threads)]
+            for chunk, released in zip(
+                chunks, pool.map(lambda rows: _release_chunk(applier, rows), chunks), strict=True
+            ):
+                for (_tenant_id, name, _key, _anchor), count in zip(chunk, released, strict=True):
+                    result.examined += 1
+                    if count:
+                        result.released += count
+                        result.released_by_tenant[name] = result.released_by_tenant.get(name, 0) + count
+            if batch:
+                cursor = (batch[-1][0], batch[-1][2])
             if len(batch) < batch_size:
                 cursor = None
                 break
@@ -109,10 +117,22 @@ def sweep(
     return result
 
 
-def _release_chain(applier: ExportApplier, tenant: str, anchor: str, key: str) -> int:
-    """Give `key` to `anchor`, then whatever that frees (such as a placeholder) to its waiters; count them."""
+def _release_chunk(applier: ExportApplier, rows: list[tuple[int, str, str, str]]) -> list[int]:
+    """A thread's share of a batch: released together in one transaction (`release_many`), then each
+    one the batch could not take, or whose waiter stopped asking, alone; counts per row."""
+    together = applier.release_many([(name, anchor, key) for _, name, key, anchor in rows])
+    return [
+        _release_chain(applier, name, anchor, key, first)
+        for (_, name, key, anchor), first in zip(rows, together, strict=True)
+    ]
+
+
+def _release_chain(applier: ExportApplier, tenant: str, anchor: str, key: str, first: Outcome | None = None) -> int:
+    """Give `key` to `anchor` (unless `first` says how that went), then whatever that frees (such as a
+    placeholder) to its waiters; count them."""
     released = 0
-    first = applier.release_to(tenant, anchor, key)
+    if first is None:
+        first = applier.release_to(tenant, anchor, key)
     if first.status == "nothing-to-release":
         first = applier.release(tenant, key)  # the waiter found stopped asking since: the next one
     outcomes = [first]

@@ -81,15 +81,15 @@ def test_the_sweep_passes_over_a_waiter_that_stopped_asking_too(
 ) -> None:
     _waiting_for_the_value(tenant, applier)
     applied_first_change: list[bool] = []
-    real_release_to = ExportApplier.release_to
+    real_release_many = ExportApplier.release_many
 
-    def first_drops_it_before_its_release(self: ExportApplier, tenant_name: str, anchor: str, key: str) -> Any:
-        if anchor == "first" and not applied_first_change:
+    def first_drops_it_before_its_release(self: ExportApplier, releases: list[tuple[str, str, str]]) -> Any:
+        if any(anchor == "first" for _, anchor, _ in releases) and not applied_first_change:
             applied_first_change.append(True)
             self.apply(export_line(tenant.name, "first", "Group", sequence=2, proxyAddresses=[]))
-        return real_release_to(self, tenant_name, anchor, key)
+        return real_release_many(self, releases)
 
-    monkeypatch.setattr(ExportApplier, "release_to", first_drops_it_before_its_release)
+    monkeypatch.setattr(ExportApplier, "release_many", first_drops_it_before_its_release)
 
     result = sweep(applier, tenant=tenant.name)
 

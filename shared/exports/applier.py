@@ -28,7 +28,6 @@ from shared.directory.claims import (
     ClaimTaken,
     earliest_waiter_anchor,
     is_held,
-    keys_with_waiters,
     write_claims_and_entries,
 )
 from shared.directory.objects import (
@@ -376,9 +375,9 @@ class ExportApplier:
             if obj.deleted and not export.is_delete:
                 values["object_id"] = obj.object_id = str(uuid.uuid4())  # re-created: a new cloud object
             update_object(connection, obj, values)
-        claimed_upn = write_claims_and_entries(connection, tenant, obj, current, plan, desired, upn, now)
-        if claimed_upn != upn:
-            update_object(connection, obj, {"upn": claimed_upn})
+        written = write_claims_and_entries(connection, tenant, obj, current, plan, desired, upn, now)
+        if written.upn != upn:
+            update_object(connection, obj, {"upn": written.upn})
         newly = sum(1 for q in plan.open_quarantines if current.quarantines.get(q.key) != q)
         if state.has_failures:
             clear_failures(connection, tenant.name, export.source_anchor, export.sequence)
@@ -387,7 +386,7 @@ class ExportApplier:
             tenant.name,
             obj.object_id,
             quarantined=tuple(sorted(plan.quarantined)),
-            freed_with_waiters=tuple(keys_with_waiters(connection, tenant.id, plan.release)),
+            freed_with_waiters=written.freed_with_waiters,
             newly_quarantined=newly,
         )
 
@@ -409,12 +408,12 @@ class ExportApplier:
             return Outcome("nothing-to-release", tenant.name, obj.object_id)
         upn = effective_upn(tenant, desired, plan)
         update_object(connection, obj, {"upn": upn, "proxy_addresses": list(plan.proxy_addresses)})
-        claimed_upn = write_claims_and_entries(connection, tenant, obj, current, plan, desired, upn, now)
-        if claimed_upn != upn:
-            update_object(connection, obj, {"upn": claimed_upn})
+        written = write_claims_and_entries(connection, tenant, obj, current, plan, desired, upn, now)
+        if written.upn != upn:
+            update_object(connection, obj, {"upn": written.upn})
         return Outcome(
             "released",
             tenant.name,
             obj.object_id,
-            freed_with_waiters=tuple(keys_with_waiters(connection, tenant.id, plan.release)),
+            freed_with_waiters=written.freed_with_waiters,
         )

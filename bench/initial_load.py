@@ -211,7 +211,7 @@ def measure(
             baseline = exports_done(redis)
             samples = Samples()
             command = [*syncguard_command(), "post", str(written.path), "--wait", "--json"]
-            command += ["--timeout", str(max(600, objects // 20))]
+            command += ["--timeout", str(3600 + objects // 10)]  # a stuck load still ends; a slow one does not
             stop = threading.Event()
             started = time.perf_counter()
             sampler = threading.Thread(target=sample_until, args=(stop, redis, started, interval_s, samples))

@@ -79,7 +79,24 @@ def send_export(
         options["retries"] = retries
     if countdown is not None:
         options["countdown"] = countdown
-    app.send_task(APPLY_EXPORT, kwargs=export_kwargs(message, batch, index, tenant=tenant), **options)
+    app.send_task(
+        APPLY_EXPORT,
+        kwargs=export_kwargs(message, batch, index, tenant=tenant),
+        argsrepr="()",
+        kwargsrepr=_export_repr(message),
+        **options,
+    )
+
+
+def _export_repr(message: Any) -> str:
+    """What a task's listing (events, Flower, the worker's log) shows of an export: who it is.
+
+    Celery builds it with `saferepr` of the whole keyword arguments otherwise, ~13 % of the
+    producer's time on 1.5 KB exports, for a string nobody reads past the object's name."""
+    if not isinstance(message, dict):
+        return f"<{type(message).__name__}>"
+    keys = ("tenant", "objectClass", "sourceAnchor", "operation", "sequence")
+    return "{" + ", ".join(f"{key}={str(message.get(key))[:80]}" for key in keys if key in message) + "}"
 
 
 def send_release(app: Sender, tenant: str, keys: list[str]) -> None:

@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     report_session_ttl_s: int = Field(
         8 * 3600, ge=1, description="A web report session ends this long after sign-in (server side and cookie)."
     )
+    post_max_outstanding: int = Field(
+        50_000,
+        ge=0,
+        description="A post holds while this many of its exports wait for the workers (0: never); bounds Redis.",
+    )
     scim_write_wait_s: float = Field(
         30, gt=0, description="How long a SCIM write waits for its export to apply; past it, 503 with Retry-After."
     )

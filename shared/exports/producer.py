@@ -4,7 +4,9 @@ A line that cannot be an export is recorded as a failed export right away and re
 nothing posted is lost silently and a bad line never stops the others. Memory does not grow with
 the number of lines: valid exports go out in chunks, rejections are filed in bulk as the lines
 stream (`shared.exports.failures.FailureFiling`), and the result counts every rejection but lists
-only the first REJECTIONS_LISTED of each error code.
+only the first REJECTIONS_LISTED of each error code. Redis memory does not grow with them either: a
+post holds while POST_MAX_OUTSTANDING of its exports wait for the workers (each costs ~6 KB of Redis,
+queued and filed), so a million-line initial load never parks gigabytes in the broker.
 
 Redis has no publisher confirms, so "enqueued" means the broker answered the LPUSH. Every message
 is first filed in the batch's pending ledger (`shared.exports.post_ledger`), so one the broker loses later is
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,7 +31,7 @@ from redis.exceptions import RedisError
 
 from shared.core.export import ExportRejected, parse_export
 from shared.exports.failures import FailureFiling, FailureRecord
-from shared.exports.post_ledger import forget_posted, record_posted
+from shared.exports.post_ledger import done_count, forget_posted, record_posted
 from shared.exports.tenant_binding import other_tenant
 from shared.messaging import TASK_ROUTES, send_export
 from shared.settings import Settings
@@ -36,6 +39,7 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 LEDGER_CHUNK = 200
+ROOM_POLL_S = 0.1  # how often a held post looks again (POST_MAX_OUTSTANDING)
 LEDGER_CHUNK_BYTES = 4 * 1024 * 1024  # a chunk of large exports goes out before it has 200
 REJECTIONS_LISTED = 1000  # per error code: the rest are counted, and filed as failed exports all the same
 # Bounded: a broker that is down fails the post within seconds instead of hanging it.
@@ -120,6 +124,7 @@ def post_exports(
         with app.producer_or_acquire() as producer:
             for number, line in enumerate(lines, start=1):
                 if len(chunk) >= LEDGER_CHUNK or chunk_bytes >= LEDGER_CHUNK_BYTES:
+                    _wait_for_room(ledger, result, settings.post_max_outstanding)
                     _send(app, producer, ledger, result, chunk, tenant)
                     chunk, chunk_bytes = [], 0
                 if not line.strip():
@@ -146,6 +151,22 @@ def post_exports(
         # Even when the broker fails half-way, the lines already judged invalid are kept.
         filing.flush()
     return result
+
+
+def _wait_for_room(ledger: Redis, result: PostResult, limit: int) -> None:
+    """Hold the post while `limit` of its exports are enqueued and not yet done (0: never hold).
+
+    Counted from the post's own ledger, so it is this post's share of the broker whatever else is
+    queued; the workers' pace sets the producer's, and a post waits, rather than fails, while they
+    are away."""
+    if not limit:
+        return
+    waited = False
+    while result.enqueued - done_count(ledger, result.batch) >= limit:
+        if not waited:
+            log.info("%d exports of this post wait for the workers: holding until fewer do", limit)
+            waited = True
+        time.sleep(ROOM_POLL_S)
 
 
 def _send(

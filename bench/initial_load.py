@@ -278,13 +278,16 @@ def _check(payload: dict[str, Any], objects: int, stored: int) -> None:
 
 
 def measure_producer(objects: int = 1_000_000) -> dict[str, float]:
-    """`syncguard post FILE` alone, no workers and no --wait: the producer's peak memory and rate."""
+    """`syncguard post FILE` alone, no workers and no --wait: the producer's peak memory and rate.
+
+    POST_MAX_OUTSTANDING=0, since with nobody applying a post would hold at that many: this measures
+    the producer's own memory over every line, and Redis holding all of them."""
     with bench_environment() as env:
         _create_tenant()
         written = _write_file(env, objects)
         started = time.perf_counter()
         command = [*syncguard_command(), "post", str(written.path), "--json"]
-        code, producer_rss, payload, errors = run_post(command, env.process_env(), env.workdir)
+        code, producer_rss, payload, errors = run_post(command, env.process_env(POST_MAX_OUTSTANDING="0"), env.workdir)
         post_s = time.perf_counter() - started
         from redis import Redis
 

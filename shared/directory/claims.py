@@ -86,6 +86,52 @@ _CLAIM_AND_ENTER = text(
 )
 
 
+# The claims and new entries of many independent objects of a batch in one PostgreSQL statement, as
+# `_CLAIM_AND_ENTER` does for one: each row names its tenant and object, each entry takes its class
+# from its object's row (written earlier in this transaction).
+_CLAIM_AND_ENTER_MANY = text(
+    f"""
+    WITH entered AS (
+        INSERT INTO {entries.name} (tenant_id, object_pk, object_class, category, {", ".join(_ENTRY_ARRAYS)})
+        SELECT e.tenant_id, e.object_pk, o.object_class, 'PropertyConflict', {", ".join(f"e.{c}" for c in _ENTRY_ARRAYS)}
+        FROM unnest(CAST(:entry_tenant_id AS bigint[]), CAST(:entry_object_pk AS bigint[]),
+            {", ".join(f"CAST(:entry_{c} AS {t}[])" for c, t in _ENTRY_ARRAYS.items())})
+            AS e(tenant_id, object_pk, {", ".join(_ENTRY_ARRAYS)})
+        JOIN {objects.name} AS o ON o.id = e.object_pk
+    )
+    INSERT INTO {claims.name} (tenant_id, key, object_pk, claimed_at)
+    SELECT c.tenant_id, c.key, c.object_pk, :now
+    FROM unnest(CAST(:claim_tenant_id AS bigint[]), CAST(:claim_key AS text[]), CAST(:claim_object_pk AS bigint[]))
+        AS c(tenant_id, key, object_pk)
+    ON CONFLICT (tenant_id, key) DO NOTHING
+    RETURNING object_pk, key
+    """
+)
+
+
+def claim_values_many(
+    connection: Connection,
+    claimed: list[tuple[TenantInfo, ObjectRow, Collection[str]]],
+    opened: list[tuple[TenantInfo, ObjectRow, list[Quarantine]]],
+    now: datetime,
+) -> dict[int, set[str]]:
+    """`claim_values` for many independent objects in one PostgreSQL statement, with their new
+    entries; returns, by object pk, the values somebody else already held (not claimed)."""
+    claims_rows = [(tenant.id, key, obj.id) for tenant, obj, keys in claimed for key in sorted(keys)]
+    entry_rows = [row for tenant, obj, quarantines in opened for row in _entry_rows(tenant, obj, quarantines)]
+    params: dict[str, Any] = {
+        "now": now,
+        "claim_tenant_id": [t for t, _, _ in claims_rows],
+        "claim_key": [k for _, k, _ in claims_rows],
+        "claim_object_pk": [o for _, _, o in claims_rows],
+        "entry_tenant_id": [row["tenant_id"] for row in entry_rows],
+        "entry_object_pk": [row["object_pk"] for row in entry_rows],
+        **{f"entry_{column}": [row[column] for row in entry_rows] for column in _ENTRY_ARRAYS},
+    }
+    inserted = {(object_pk, key) for object_pk, key in connection.execute(_CLAIM_AND_ENTER_MANY, params)}
+    return {obj.id: {key for key in keys if (obj.id, key) not in inserted} for _, obj, keys in claimed}
+
+
 # A plan's released claims and closed entries, and which released values others wait for, in one
 # PostgreSQL statement: a release in the sweep paid three round trips for these. The waiters are read
 # from the statement's snapshot, so the object's own entries (closed here, none on a value it held)
@@ -163,7 +209,7 @@ def write_claims_and_entries(
     placeholder = value_key(upn) if plan.needs_placeholder and upn is not None else None
     if placeholder is not None:
         claim.add(placeholder)
-    freed = _release_and_close(connection, tenant, obj, plan)
+    freed = release_and_close(connection, tenant, obj, plan)
     entry_rows = _entry_rows(tenant, obj, [q for q in plan.open_quarantines if current.quarantines.get(q.key) != q])
     if not claim:
         if entry_rows:
@@ -179,7 +225,7 @@ def write_claims_and_entries(
     return ClaimsWritten(upn, freed)
 
 
-def _release_and_close(connection: Connection, tenant: TenantInfo, obj: ObjectRow, plan: ExportPlan) -> tuple[str, ...]:
+def release_and_close(connection: Connection, tenant: TenantInfo, obj: ObjectRow, plan: ExportPlan) -> tuple[str, ...]:
     """Delete the released claims and the closed entries (closed first: a replaced entry makes way for
     its successor); returns the released values others wait for."""
     if not (plan.release or plan.close_quarantines):

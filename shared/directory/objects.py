@@ -2,7 +2,9 @@
 
 SQLAlchemy Core on one connection, not the ORM: this is the hot path, and every statement here is one
 round trip that the plan actually needs. An export of a new object costs four, conflict or not: lock
-its row, read its state, insert it, and claim its values (with its new entries, on PostgreSQL).
+its row, read its state, insert it, and claim its values (with its new entries, on PostgreSQL). The
+independent exports of a batch pay those four once for all of them (`lock_object_rows`,
+`read_batch_state`, `insert_objects`, and `claim_values_many` in claims).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     DateTime,
     String,
@@ -22,6 +25,7 @@ from sqlalchemy import (
     literal,
     null,
     select,
+    tuple_,
     union_all,
     update,
 )
@@ -40,6 +44,7 @@ from shared.store.tables import (
 # Typed NULLs for the padded columns of the one-round-trip UNION below (PostgreSQL wants them typed).
 _NO_TEXT = cast(null(), String())
 _NO_TIME = cast(null(), DateTime(timezone=True))
+_NO_INT = cast(null(), BigInteger())
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +98,21 @@ _LOCK_OBJECT_ROW = (
     .where(objects.c.tenant_id == bindparam("tenant_id"), objects.c.source_anchor == bindparam("source_anchor"))
     .with_for_update()
 )
+
+
+_LOCK_OBJECT_ROWS = (
+    select(objects.c.tenant_id, objects.c.source_anchor, *_LOCK_OBJECT_ROW.selected_columns)
+    .where(tuple_(objects.c.tenant_id, objects.c.source_anchor).in_(bindparam("anchors", expanding=True)))
+    .with_for_update()
+)
+
+
+def lock_object_rows(connection: Connection, anchors: Collection[tuple[int, str]]) -> dict[tuple[int, str], ObjectRow]:
+    """The rows of many objects (tenant id, source anchor) of a batch, locked in one statement."""
+    if not anchors:
+        return {}
+    rows = connection.execute(_LOCK_OBJECT_ROWS, {"anchors": list(anchors)})
+    return {(tenant_id, anchor): ObjectRow(*rest) for tenant_id, anchor, *rest in rows}
 
 
 def lock_object_row(connection: Connection, tenant: TenantInfo, source_anchor: str) -> ObjectRow | None:
@@ -178,6 +198,63 @@ def read_object_state(
     return ObjectState(current, holders, has_failures)
 
 
+@dataclass(slots=True)
+class BatchState:
+    """What one read tells about many independent objects of a batch, each part keyed by its owner."""
+
+    failed: set[tuple[str, str]]  # (tenant name, source anchor) with a failure on file
+    held: dict[int, set[str]]  # object pk: the values it holds
+    quarantines: dict[int, dict[str, Quarantine]]  # object pk: the values it waits for
+    holders: dict[tuple[int, str], str]  # (tenant id, value): the objectId holding it
+
+
+_BATCH_STATE_QUERY = union_all(
+    select(
+        literal("failure"), failures.c.tenant, failures.c.source_anchor, _NO_INT, _NO_TEXT, _NO_TEXT, _NO_TEXT, _NO_TIME
+    ).where(tuple_(failures.c.tenant, failures.c.source_anchor).in_(bindparam("anchors", expanding=True))),
+    select(literal("held"), claims.c.key, _NO_TEXT, claims.c.object_pk, _NO_TEXT, _NO_TEXT, _NO_TEXT, _NO_TIME).where(
+        claims.c.object_pk.in_(bindparam("pks", expanding=True))
+    ),
+    select(
+        literal("entry"),
+        entries.c.key,
+        entries.c.property_name,
+        entries.c.object_pk,
+        entries.c.property_value,
+        entries.c.conflicting_object_id,
+        _NO_TEXT,
+        entries.c.occurred_at,
+    ).where(entries.c.object_pk.in_(bindparam("pks", expanding=True))),
+    select(
+        literal("holder"), claims.c.key, objects.c.object_id, claims.c.tenant_id, _NO_TEXT, _NO_TEXT, _NO_TEXT, _NO_TIME
+    )
+    .join(objects, objects.c.id == claims.c.object_pk)
+    .where(tuple_(claims.c.tenant_id, claims.c.key).in_(bindparam("values", expanding=True))),
+)
+
+
+def read_batch_state(
+    connection: Connection,
+    anchors: Collection[tuple[str, str]],
+    object_pks: Collection[int],
+    values: Collection[tuple[int, str]],
+) -> BatchState:
+    """`read_object_state` for many objects in one round trip: failures by (tenant, anchor), what
+    each existing object holds and waits for, and who holds each (tenant id, value)."""
+    state = BatchState(set(), {}, {}, {})
+    params = {"anchors": list(anchors), "pks": list(object_pks), "values": list(values)}
+    for kind, key, a, number, b, c, _, occurred in connection.execute(_BATCH_STATE_QUERY, params):
+        if kind == "held":
+            state.held.setdefault(number, set()).add(key)
+        elif kind == "entry":
+            state.quarantines.setdefault(number, {})[key] = Quarantine(key, PropertyName(a), b, c, occurred)
+        elif kind == "holder":
+            state.holders[(number, key)] = a
+        else:
+            state.failed.add((key, a))
+    return state
+
+
 def holders_of(connection: Connection, tenant_id: int, keys: Collection[str]) -> dict[str, str]:
     """Who holds each of `keys` now, as objectIds."""
     if not keys:
@@ -218,6 +295,34 @@ def insert_object(connection: Connection, tenant: TenantInfo, source_anchor: str
         last_sequence=values["last_sequence"],
         deleted=values.get("deleted", False),
     )
+
+
+_INSERT_OBJECTS = insert(objects).returning(objects.c.id, sort_by_parameter_order=True)
+
+
+def insert_objects(connection: Connection, rows: list[tuple[TenantInfo, str, dict[str, Any]]]) -> list[ObjectRow]:
+    """Many new object rows (tenant, source anchor, values, every values dict with the same columns)
+    in one multi-row INSERT ... RETURNING; the rows come back in the order given."""
+    if not rows:
+        return []
+    params = [
+        {"tenant_id": tenant.id, "source_anchor": anchor, "object_id": str(uuid.uuid4()), **values}
+        for tenant, anchor, values in rows
+    ]
+    ids = connection.execute(_INSERT_OBJECTS, params).scalars().all()
+    return [
+        ObjectRow(
+            id=row_id,
+            object_id=p["object_id"],
+            object_class=p["object_class"],
+            upn=None,
+            wanted_upn=p.get("wanted_upn"),
+            wanted_proxy_addresses=p.get("wanted_proxy_addresses", []),
+            last_sequence=p["last_sequence"],
+            deleted=p.get("deleted", False),
+        )
+        for row_id, p in zip(ids, params, strict=True)
+    ]
 
 
 def update_object(connection: Connection, obj: ObjectRow, values: dict[str, Any]) -> None:

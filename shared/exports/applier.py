@@ -6,40 +6,59 @@ writes the plan. Values freed by the commit that others wait for are returned so
 releases them after commit, never before.
 
 `apply_many` does the same for a batch: one lock call for every export's set, then one
-transaction that applies them one after another, so the commit and the lock round trips are paid
-once per batch instead of once per export.
+transaction, so the commit and the lock round trips are paid once per batch instead of once per
+export. Inside it, the exports that share no key with another one of the batch are read, decided and
+written together, one statement per step for all of them (`_write_bulk`); the others apply one
+after another after them, each seeing the writes before it.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from shared.core.decision import DesiredState, LegacyRejection, plan_delete, plan_export
+from shared.core.decision import (
+    CurrentState,
+    DesiredState,
+    ExportPlan,
+    LegacyRejection,
+    Quarantine,
+    plan_delete,
+    plan_export,
+)
 from shared.core.export import ErrorCode, Export, ExportRejected, parse_export
+from shared.core.values import value_key
 from shared.directory.claims import (
     ClaimTaken,
+    claim_values,
+    claim_values_many,
     earliest_waiter_anchor,
     is_held,
+    release_and_close,
     write_claims_and_entries,
 )
 from shared.directory.objects import (
+    ObjectRow,
     TenantInfo,
     current_features,
     desired_state_of,
     insert_object,
+    insert_objects,
     lock_object_row,
+    lock_object_rows,
+    read_batch_state,
     read_object_state,
     update_object,
 )
-from shared.directory.placeholders import effective_upn
+from shared.directory.placeholders import effective_upn, mint_placeholder
 from shared.exports.failures import clear_failures, record_failure
 from shared.exports.outcomes import Outcome, RetryLater
 from shared.exports.refusals import class_change, legacy_rejection, message_text
@@ -53,6 +72,9 @@ from shared.store.tables import utcnow
 log = logging.getLogger(__name__)
 
 LockMore = Callable[[set[str]], None]
+# Writes the independent part of a batch in bulk: (connection, taken indices, lock_more by tenant)
+# -> the outcomes of the exports it took (None: alone, after the commit); the rest go one by one.
+BulkWrite = Callable[[Connection, list[int], Callable[[str], LockMore]], dict[int, Outcome | None]]
 # Waiters that stopped asking while a release came for them; past this many, the sweep takes over.
 _MAX_WAITERS_PASSED_OVER = 10
 
@@ -82,6 +104,51 @@ class _BatchEntry:
     export: Export
     desired: DesiredState
     keys: list[str]
+
+
+@dataclass(slots=True)
+class _Planned:
+    """One export of the bulk part, decided on the batch's reads, waiting for its writes."""
+
+    entry: _BatchEntry
+    obj: ObjectRow | None
+    current: CurrentState
+    plan: ExportPlan
+    upn: str | None
+    values: dict[str, Any]
+    has_failures: bool
+    freed: tuple[str, ...] = ()
+
+
+def _independent(batch: Sequence[_BatchEntry]) -> list[_BatchEntry]:
+    """The exports of a batch that share no lock key (object or value) with another one of it."""
+    seen: dict[str, int] = {}
+    for entry in batch:
+        for key in entry.keys:
+            seen[key] = seen.get(key, 0) + 1
+    return [entry for entry in batch if all(seen[key] == 1 for key in entry.keys)]
+
+
+def _object_values(
+    export: Export, obj: ObjectRow | None, plan: ExportPlan, upn: str | None, now: datetime
+) -> dict[str, Any]:
+    """The object row's columns an applied export writes."""
+    return {
+        "object_class": export.object_class.value if obj is None or not export.is_delete else obj.object_class,
+        "display_name": export.display_name,
+        "wanted_upn": export.upn,
+        "upn": upn,
+        "wanted_proxy_addresses": [p.raw for p in export.proxy_addresses],
+        "proxy_addresses": list(plan.proxy_addresses),
+        "attributes": export.attributes,
+        "last_sequence": export.sequence,
+        "deleted": export.is_delete,
+        "updated_at": now,
+    }
+
+
+def _newly_opened(current: CurrentState, plan: ExportPlan) -> list[Quarantine]:
+    return [q for q in plan.open_quarantines if current.quarantines.get(q.key) != q]
 
 
 def _failed(rejected: ExportRejected, database_url: str) -> Outcome:
@@ -150,7 +217,14 @@ class ExportApplier:
 
             return write_export
 
-        outcomes = self._together(len(messages), [(e.index, e.tenant.name, e.keys, write(e)) for e in entries])
+        by_index = {e.index: e for e in entries}
+
+        def bulk(
+            connection: Connection, taken: list[int], lock_more_for: Callable[[str], LockMore]
+        ) -> dict[int, Outcome | None]:
+            return self._write_bulk(connection, [by_index[i] for i in taken], lock_more_for)
+
+        outcomes = self._together(len(messages), [(e.index, e.tenant.name, e.keys, write(e)) for e in entries], bulk)
         if outcomes is None:
             return [None] * len(messages)
         for index, rejection in refused.items():
@@ -182,11 +256,15 @@ class ExportApplier:
         return [None] * len(releases) if outcomes is None else outcomes
 
     def _together(
-        self, size: int, items: Sequence[tuple[int, str, list[str], Callable[[Connection, LockMore], Outcome | None]]]
+        self,
+        size: int,
+        items: Sequence[tuple[int, str, list[str], Callable[[Connection, LockMore], Outcome | None]]],
+        bulk: BulkWrite | None = None,
     ) -> list[Outcome | None] | None:
         """Run each item's write (index, tenant, lock keys, write) in one transaction, under one lock
         call for every item's keys; an item whose keys were busy keeps `None`. `None` for all when the
-        batch failed as a whole (nothing of it was committed)."""
+        batch failed as a whole (nothing of it was committed). `bulk` first takes the items it can
+        write together; the others' writes run one after another after it."""
         outcomes: list[Outcome | None] = [None] * size
         if not items:
             return outcomes
@@ -196,8 +274,13 @@ class ExportApplier:
             taken = self.locks.try_acquire_each([keys for _, _, keys, _ in items], token)
             locked.update(key for (_, _, keys, _), ok in zip(items, taken, strict=True) if ok for key in keys)
             with get_engine(self.settings.database_url).begin() as connection:
+                done: dict[int, Outcome | None] = {}
+                if bulk is not None:
+                    indices = [index for (index, _, _, _), ok in zip(items, taken, strict=True) if ok]
+                    done = bulk(connection, indices, lambda tenant: self._batch_lock_more(tenant, token, locked))
+                    outcomes[:] = [done.get(i, outcome) for i, outcome in enumerate(outcomes)]
                 for (index, tenant, _, write), ok in zip(items, taken, strict=True):
-                    if not ok:
+                    if not ok or index in done:
                         continue
                     try:
                         outcomes[index] = write(connection, self._batch_lock_more(tenant, token, locked))
@@ -325,6 +408,115 @@ class ExportApplier:
 
             yield lock_more
 
+    def _write_bulk(
+        self, connection: Connection, batch: list[_BatchEntry], lock_more_for: Callable[[str], LockMore]
+    ) -> dict[int, Outcome | None]:
+        """The independent exports of a batch with one statement per step for all of them: lock their
+        rows, read their state, insert the new objects, claim their values with their new entries.
+
+        Measured (H4's profile): those four statements, once per export, were 57 % of a pool
+        process's CPU. Exports that share a key, or want a value another one of the bulk holds, are
+        left to the one-by-one path (they must see each other's writes), as are refusals.
+        """
+        independent = _independent(batch) if connection.dialect.name == "postgresql" else []
+        if len(independent) < 2:
+            return {}
+        rows = lock_object_rows(connection, [(e.tenant.id, e.export.source_anchor) for e in independent])
+        done: dict[int, Outcome | None] = {}
+        pending: list[tuple[_BatchEntry, ObjectRow | None]] = []
+        for entry in independent:
+            obj = rows.get((entry.tenant.id, entry.export.source_anchor))
+            if obj is not None and obj.last_sequence >= entry.export.sequence:
+                done[entry.index] = Outcome("skipped", entry.tenant.name, obj.object_id)
+            elif not (
+                obj is not None
+                and not obj.deleted
+                and not entry.export.is_delete
+                and obj.object_class != entry.export.object_class.value
+            ):
+                pending.append((entry, obj))
+        state = read_batch_state(
+            connection,
+            [(e.tenant.name, e.export.source_anchor) for e, _ in pending],
+            [obj.id for _, obj in pending if obj is not None],
+            [(e.tenant.id, key) for e, _ in pending for key in e.desired.wanted()],
+        )
+        written_here = {obj.object_id for _, obj in pending if obj is not None}
+        planned: list[_Planned] = []
+        now = utcnow()
+        for entry, obj in pending:
+            tenant_id = entry.tenant.id
+            holders = {
+                k: state.holders[(tenant_id, k)] for k in entry.desired.wanted() if (tenant_id, k) in state.holders
+            }
+            own = obj.object_id if obj is not None else None
+            if any(holder != own and holder in written_here for holder in holders.values()):
+                continue  # another export of the bulk holds a value it wants: one by one, after it
+            current = CurrentState(
+                object_id=obj.object_id if obj else "",
+                upn=obj.upn if obj else None,
+                held=frozenset(state.held.get(obj.id, ()) if obj else ()),
+                quarantines=state.quarantines.get(obj.id, {}) if obj else {},
+            )
+            try:
+                lock_more_for(entry.tenant.name)(set(current.held))
+            except _NeedsMoreLocks:
+                done[entry.index] = None  # read, nothing written: it goes alone, after this commit
+                continue
+            if entry.export.is_delete:
+                plan = plan_delete(current)
+            else:
+                decided = plan_export(entry.desired, current, holders, entry.tenant.features, now)
+                if isinstance(decided, LegacyRejection):
+                    continue  # refused, or features changed: the one-by-one path finds out which
+                plan = decided
+            upn = effective_upn(entry.tenant, entry.desired, plan)
+            values = _object_values(entry.export, obj, plan, upn, now)
+            has_failures = (entry.tenant.name, entry.export.source_anchor) in state.failed
+            planned.append(_Planned(entry, obj, current, plan, upn, values, has_failures))
+        for p in planned:
+            if p.obj is not None:
+                if p.obj.deleted and not p.entry.export.is_delete:
+                    p.values["object_id"] = p.obj.object_id = str(uuid.uuid4())  # re-created: a new cloud object
+                update_object(connection, p.obj, p.values)
+                p.freed = release_and_close(connection, p.entry.tenant, p.obj, p.plan)
+        new = [p for p in planned if p.obj is None]
+        inserted = insert_objects(connection, [(p.entry.tenant, p.entry.export.source_anchor, p.values) for p in new])
+        for p, obj in zip(new, inserted, strict=True):
+            p.obj = obj
+        claimed: list[tuple[TenantInfo, ObjectRow, Collection[str]]] = []
+        for p in planned:
+            assert p.obj is not None
+            claim = set(p.plan.claim)
+            if p.plan.needs_placeholder and p.upn is not None:
+                claim.add(value_key(p.upn))
+            claimed.append((p.entry.tenant, p.obj, claim))
+        opened = [(p.entry.tenant, p.obj, _newly_opened(p.current, p.plan)) for p in planned if p.obj is not None]
+        held_elsewhere = claim_values_many(connection, claimed, opened, now)
+        for p in planned:
+            assert p.obj is not None
+            tenant, export, desired = p.entry.tenant, p.entry.export, p.entry.desired
+            placeholder = value_key(p.upn) if p.plan.needs_placeholder and p.upn is not None else None
+            taken = held_elsewhere.get(p.obj.id, set())
+            if taken - {placeholder}:
+                raise ClaimTaken(f"{sorted(taken - {placeholder})} were claimed by another object meanwhile")
+            if taken and desired.upn is not None:
+                upn = mint_placeholder(connection, tenant, desired.upn, avoid={*desired.wanted(), *taken})
+                if claim_values(connection, tenant, p.obj, {value_key(upn)}, now):
+                    raise ClaimTaken(f"placeholder {upn!r} was claimed by another object meanwhile")
+                update_object(connection, p.obj, {"upn": upn})
+            if p.has_failures:
+                clear_failures(connection, tenant.name, export.source_anchor, export.sequence)
+            done[p.entry.index] = Outcome(
+                "applied",
+                tenant.name,
+                p.obj.object_id,
+                quarantined=tuple(sorted(p.plan.quarantined)),
+                freed_with_waiters=p.freed,
+                newly_quarantined=len(_newly_opened(p.current, p.plan)),
+            )
+        return done
+
     def _write_export(
         self, connection: Connection, lock_more: LockMore, tenant: TenantInfo, export: Export, desired: DesiredState
     ) -> Outcome:
@@ -357,18 +549,7 @@ class ExportApplier:
                 raise _Refused(legacy_rejection(connection, export, decided))
             plan = decided
         upn = effective_upn(tenant, desired, plan)
-        values: dict[str, Any] = {
-            "object_class": export.object_class.value if obj is None or not export.is_delete else obj.object_class,
-            "display_name": export.display_name,
-            "wanted_upn": export.upn,
-            "upn": upn,
-            "wanted_proxy_addresses": [p.raw for p in export.proxy_addresses],
-            "proxy_addresses": list(plan.proxy_addresses),
-            "attributes": export.attributes,
-            "last_sequence": export.sequence,
-            "deleted": export.is_delete,
-            "updated_at": now,
-        }
+        values = _object_values(export, obj, plan, upn, now)
         if obj is None:
             obj = insert_object(connection, tenant, export.source_anchor, values)
         else:
@@ -378,7 +559,7 @@ class ExportApplier:
         written = write_claims_and_entries(connection, tenant, obj, current, plan, desired, upn, now)
         if written.upn != upn:
             update_object(connection, obj, {"upn": written.upn})
-        newly = sum(1 for q in plan.open_quarantines if current.quarantines.get(q.key) != q)
+        newly = len(_newly_opened(current, plan))
         if state.has_failures:
             clear_failures(connection, tenant.name, export.source_anchor, export.sequence)
         return Outcome(

@@ -71,6 +71,10 @@ def _create_engine(url: str, options: EngineOptions) -> Engine:
         kept_open = min(2, options.pool_size)
         return create_engine(
             url,
+            # Kept on purpose: only the exports' path retries a connection that died while pooled. Without
+            # the ping, test_database_outage fails in its own checking process (a dead pooled connection,
+            # AdminShutdown), as the CLI, the API (a 503) and the beat tasks (no retry) would. Its cost is
+            # one round trip per checkout, one per batch since apply_many works in bulk: within noise.
             pool_pre_ping=True,
             pool_size=kept_open,
             max_overflow=options.pool_size - kept_open,

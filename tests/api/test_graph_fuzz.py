@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from schemathesis import GenerationMode
 from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 from schemathesis.config import SchemathesisConfig
@@ -24,6 +24,7 @@ from shared.store.tables import Tenant
 from shared.tenants.registry import TenantSpec, create_tenant
 from shared.tenants.tokens import issue_token
 from tests.api.conftest import ApiServer, TenantAccess
+from tests.api.fuzzing import fuzz_settings
 
 pytestmark = pytest.mark.integration
 
@@ -94,13 +95,7 @@ def test_no_generated_graph_request_gets_a_server_error(
     excluded = [*EXCLUDED, negative_data_rejection] if label.startswith("PATCH") else EXCLUDED
 
     @given(case=strategy)
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @fuzz_settings(EXAMPLES)
     def exercise(case: schemathesis.Case) -> None:
         response = case.call_and_validate(headers=fuzzed.headers, excluded_checks=excluded)
         statuses[response.status_code] += 1

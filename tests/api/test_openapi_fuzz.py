@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from schemathesis import GenerationMode
 from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 from schemathesis.config import SchemathesisConfig
@@ -24,6 +24,7 @@ from shared.store.tables import FailedExport, Tenant
 from shared.tenants.registry import TenantSpec, create_tenant
 from shared.tenants.tokens import issue_token
 from tests.api.conftest import ApiServer, TenantAccess
+from tests.api.fuzzing import fuzz_settings
 
 pytestmark = pytest.mark.integration
 
@@ -94,13 +95,7 @@ def test_no_generated_request_gets_a_server_error(
     strategy = operation.as_strategy(generation_mode=mode, path_parameters=tenant, headers=fuzzed.headers)
 
     @given(case=strategy)
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @fuzz_settings(EXAMPLES)
     def exercise(case: schemathesis.Case) -> None:
         response = case.call_and_validate(headers=fuzzed.headers, excluded_checks=EXCLUDED_CHECKS.get(label))
         statuses[response.status_code] += 1

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 from sqlalchemy import delete
@@ -25,6 +25,7 @@ from shared.store.tables import Tenant
 from shared.tenants.registry import TenantSpec, create_tenant
 from shared.tenants.tokens import issue_token
 from tests.api.conftest import ApiServer, TenantAccess
+from tests.api.fuzzing import fuzz_settings
 
 pytestmark = pytest.mark.integration
 
@@ -118,13 +119,7 @@ def test_no_generated_scim_request_gets_a_server_error(
     statuses: Counter[int] = Counter()
 
     @given(case=strategy)
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @fuzz_settings(EXAMPLES)
     def exercise(case: schemathesis.Case) -> None:
         response = case.call(headers=access.headers)
         statuses[response.status_code] += 1

@@ -285,6 +285,11 @@ def insert_object(connection: Connection, tenant: TenantInfo, source_anchor: str
     row_id = connection.execute(
         _INSERT_OBJECT, {"tenant_id": tenant.id, "source_anchor": source_anchor, "object_id": object_id, **values}
     ).scalar_one()
+    return _new_row(row_id, object_id, values)
+
+
+def _new_row(row_id: int, object_id: str, values: dict[str, Any]) -> ObjectRow:
+    """The row just inserted with `values`, as a read would give it: no effective UPN yet."""
     return ObjectRow(
         id=row_id,
         object_id=object_id,
@@ -310,19 +315,7 @@ def insert_objects(connection: Connection, rows: list[tuple[TenantInfo, str, dic
         for tenant, anchor, values in rows
     ]
     ids = connection.execute(_INSERT_OBJECTS, params).scalars().all()
-    return [
-        ObjectRow(
-            id=row_id,
-            object_id=p["object_id"],
-            object_class=p["object_class"],
-            upn=None,
-            wanted_upn=p.get("wanted_upn"),
-            wanted_proxy_addresses=p.get("wanted_proxy_addresses", []),
-            last_sequence=p["last_sequence"],
-            deleted=p.get("deleted", False),
-        )
-        for row_id, p in zip(ids, params, strict=True)
-    ]
+    return [_new_row(row_id, p["object_id"], p) for row_id, p in zip(ids, params, strict=True)]
 
 
 def update_object(connection: Connection, obj: ObjectRow, values: dict[str, Any]) -> None:

@@ -109,3 +109,32 @@ def test_a_bulk_delete_lets_its_values_go_and_a_stale_export_is_skipped(tenant: 
     gone, stale = object_view(tenant.name, "gone"), object_view(tenant.name, "stale")
     assert gone is not None and gone.deleted and gone.held == set()
     assert stale is not None and stale.upn == "s@contoso.com"
+
+
+def test_exports_that_want_each_others_values_apply_in_waves_in_message_order(
+    tenant: Tenant, applier: ExportApplier
+) -> None:
+    """Each odd export asks for its even neighbour's UPN: the evens claim in the first wave, the odds
+    find them held in the second and are quarantined naming them, in a few statements, not one by one."""
+    lines = [
+        export_line(
+            tenant.name,
+            f"w{i}",
+            userPrincipalName=f"u{i - i % 2}@contoso.com",
+            proxyAddresses=[f"SMTP:w{i}@contoso.com"],
+        )
+        for i in range(20)
+    ]
+    lines.append(export_line(tenant.name, "w0", sequence=2, userPrincipalName="u0@contoso.com", displayName="again"))
+    with counted_statements(applier) as sent:
+        outcomes = applier.apply_many(lines)
+    assert [o.status if o else None for o in outcomes] == ["applied"] * 21
+    assert len(sent) <= 16, sent  # three waves of lock, read, insert or update, claim; a placeholder each
+    for i in range(0, 20, 2):
+        holder, waiter = object_view(tenant.name, f"w{i}"), object_view(tenant.name, f"w{i + 1}")
+        assert holder is not None and waiter is not None
+        assert holder.upn == f"u{i}@contoso.com" and holder.entries == []
+        assert waiter.upn != f"u{i}@contoso.com" and waiter.upn is not None and waiter.upn.startswith(f"u{i}+")
+        assert [e["conflictingObjectId"] for e in waiter.entries] == [holder.object_id]
+    first = object_view(tenant.name, "w0")
+    assert first is not None and first.display_name == "again" and first.upn == "u0@contoso.com"

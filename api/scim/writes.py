@@ -14,14 +14,16 @@ Retry-After (SCIM has no 202) and a detail saying so.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from kombu.exceptions import OperationalError as BrokerUnreachable
 from redis import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from api.scim.errors import ScimError
@@ -29,19 +31,27 @@ from api.services import Services
 from shared.core.export import ErrorCode
 from shared.exports.post_ledger import wait_for
 from shared.exports.producer import post_exports
+from shared.locks.manager import LockManager, LocksBusy
 from shared.store.engine import transaction
 from shared.store.tables import DirectoryObject, FailedExport, Tenant
 
+log = logging.getLogger(__name__)
+
 LOCK_SLACK_S = 15  # a lock outlives the wait by this much, so a crashed API process frees it soon after
-_NEXT_SEQUENCE = """
-local value = redis.call('incr', KEYS[1])
-local floor = tonumber(ARGV[1])
-if value <= floor then
-    value = floor + 1
-    redis.call('set', KEYS[1], value)
+# KEYS: each write's sequence counter; ARGV: each one's stored last sequence, the floor it never falls below.
+_NEXT_SEQUENCES = """
+local values = {}
+for i, key in ipairs(KEYS) do
+    local value = redis.call('incr', key)
+    local floor = tonumber(ARGV[i])
+    if value <= floor then
+        value = floor + 1
+        redis.call('set', key, value)
+    end
+    redis.call('expire', key, 2592000)
+    values[i] = value
 end
-redis.call('expire', KEYS[1], 2592000)
-return value
+return values
 """
 
 
@@ -79,32 +89,38 @@ def _lock_name(tenant: str, anchor: str) -> str:
 
 @contextmanager
 def object_locks(services: Services, tenant: Tenant, anchors: list[str]) -> Iterator[None]:
-    """The objects' write locks, taken in sorted order (all or none), held until the block ends."""
+    """The objects' write locks, all or none in one round trip (waiting up to SCIM_WRITE_WAIT_S for a
+    busy one), held until the block ends. One redis-py lock an object cost a /Bulk request of 1,000
+    creations 2,000 round trips, one after another, while the workers had nothing to apply."""
     wait = services.settings.scim_write_wait_s
-    with ExitStack() as stack:
-        for anchor in sorted(set(anchors)):
-            lock = services.redis.lock(
-                _lock_name(tenant.name, anchor), timeout=wait + LOCK_SLACK_S, blocking_timeout=wait
-            )
-            if not lock.acquire():
-                raise ScimError(
-                    503,
-                    f"another write of the object {anchor!r} has been in progress for {wait:g} s; try again",
-                    headers={"Retry-After": "5"},
-                )
-            stack.callback(_release, lock)
-        yield
-
-
-def _release(lock: Any) -> None:
+    locks = LockManager(services.redis, ttl_ms=int((wait + LOCK_SLACK_S) * 1000))
+    names = {_lock_name(tenant.name, anchor): anchor for anchor in anchors}
+    keys = sorted(names)
     try:
-        lock.release()
-    except Exception:  # expired already: the next writer has it, nothing of ours to free
-        pass
+        token = locks.acquire_waiting(keys, wait)
+    except LocksBusy as busy:
+        raise ScimError(
+            503,
+            f"another write of the object {names[busy.key]!r} has been in progress for {wait:g} s; try again",
+            headers={"Retry-After": "5"},
+        ) from None
+    try:
+        yield
+    finally:
+        try:
+            locks.release(keys, token)
+        except RedisError as exc:  # they expire after the lock's TTL on their own
+            log.warning("could not give back %d SCIM object lock(s): %s", len(keys), exc)
 
 
-def _next_sequence(redis: Redis, tenant: str, anchor: str, stored: int) -> int:
-    return int(redis.eval(_NEXT_SEQUENCE, 1, f"sg:scim:{{{tenant}}}:sequence:{anchor}", stored))
+def _next_sequences(redis: Redis, tenant: str, writes: list[Write], stored: dict[str, int]) -> list[int]:
+    """Each write's sequence, in one round trip for all of them (a write of an object already in the
+    list goes after it)."""
+    if not writes:
+        return []
+    keys = [f"sg:scim:{{{tenant}}}:sequence:{w.source_anchor}" for w in writes]
+    floors = [stored.get(w.source_anchor, 0) for w in writes]
+    return [int(value) for value in redis.eval(_NEXT_SEQUENCES, len(keys), *keys, *floors)]
 
 
 def _stored_sequences(database_url: str, tenant: Tenant, anchors: list[str]) -> dict[str, int]:
@@ -124,11 +140,9 @@ def apply_writes(services: Services, tenant: Tenant, writes: list[Write]) -> lis
     settings = services.settings
     anchors = [w.source_anchor for w in writes]
     stored = _stored_sequences(settings.database_url, tenant, anchors)
-    sequences: list[int] = []
+    sequences = _next_sequences(services.redis, tenant.name, writes, stored)
     lines: list[str] = []
-    for write in writes:
-        sequence = _next_sequence(services.redis, tenant.name, write.source_anchor, stored.get(write.source_anchor, 0))
-        sequences.append(sequence)
+    for write, sequence in zip(writes, sequences, strict=True):
         message: dict[str, Any] = {
             "tenant": tenant.name,
             "sourceAnchor": write.source_anchor,

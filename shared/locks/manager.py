@@ -151,19 +151,22 @@ class LockManager:
         """Give back the keys still ours; an expired key taken by another is left alone."""
         return int(self._release(keys=keys, args=[token]))
 
-    @contextmanager
-    def holding(self, keys: list[str], wait_s: float) -> Iterator[str]:
-        """Hold `keys` for the block, waiting up to `wait_s` for busy ones to be given back."""
+    def acquire_waiting(self, keys: list[str], wait_s: float) -> str:
+        """Take every key or none, waiting up to `wait_s` for busy ones to be given back (LocksBusy after)."""
         deadline = time.monotonic() + wait_s
         while True:
             try:
-                token = self.try_acquire(keys, will_wait=True)
-                break
+                return self.try_acquire(keys, will_wait=True)
             except LocksBusy as busy:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise
                 self._wait_for_release(busy.key, min(left, _WAKE_WAIT_S))
+
+    @contextmanager
+    def holding(self, keys: list[str], wait_s: float) -> Iterator[str]:
+        """Hold `keys` for the block, waiting up to `wait_s` for busy ones to be given back."""
+        token = self.acquire_waiting(keys, wait_s)
         try:
             yield token
         finally:

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     )
     fast_release: bool = Field(True, description="Release waiters right after a freeing export commits.")
     release_interval_s: float = Field(3600, gt=0, description="How often beat runs the full release sweep.")
+    conflict_history_retention_days: int = Field(
+        90, ge=30, description="A conflict's history is kept this long after it ends (at least the overview's 30 days)."
+    )
     report_interval_s: float = Field(3600, gt=0, description="How often beat sends the error reports.")
     sweep_batch_size: int = Field(500, ge=1, description="Freed values one sweep batch handles.")
     sweep_task_budget_s: float = Field(50, gt=0, description="A sweep task re-enqueues itself after this long.")

@@ -1,4 +1,5 @@
-"""Periodic work run by celery-beat: the release sweep (safety net), the error reports, and redelivery.
+"""Periodic work run by celery-beat: the release sweep (safety net, and history pruning), the error reports,
+and redelivery.
 
 The beat entries live here, beside the tasks they run; `register` installs both on the app that
 `workers.app.create_app` builds, from the settings it was built with. Queues come from the one
@@ -13,7 +14,7 @@ from typing import Any
 from shared.exports.redelivery import redeliver_stranded
 from shared.messaging import REDELIVER_STRANDED_EXPORTS, RELEASE_RESOLVED_CONFLICTS, SEND_ERROR_REPORTS
 from shared.metrics.activity import count_quarantines
-from shared.release.sweep import sweep
+from shared.release.sweep import prune_conflict_history, sweep
 from shared.reports.sending import send_error_reports as send_reports
 from shared.settings import Settings
 from workers.context import WorkerContext
@@ -61,7 +62,15 @@ def register(app: Any, context: WorkerContext) -> None:
             count_quarantines(context.redis, released=result.released)
         if not result.finished:
             self.apply_async(kwargs={"cursor": list(result.cursor or ()), "tenant": tenant})
-        return {"examined": result.examined, "released": result.released, "finished": result.finished}
+        pruned = 0
+        if result.finished and tenant is None:  # the hourly sweep also keeps the history to its retention
+            pruned = prune_conflict_history(settings)
+        return {
+            "examined": result.examined,
+            "released": result.released,
+            "finished": result.finished,
+            "historyPruned": pruned,
+        }
 
     @app.task(name=SEND_ERROR_REPORTS, shared=False)
     def send_error_reports(tenant: str | None = None) -> list[str]:

@@ -23,7 +23,9 @@ from sqlalchemy import (
 )
 
 from shared.core.decision import CurrentState, DesiredState, ExportPlan, Quarantine
+from shared.core.history import conflict_changes
 from shared.core.values import value_key
+from shared.directory.history import change_rows, record_changes
 from shared.directory.objects import ObjectRow, TenantInfo
 from shared.directory.placeholders import mint_placeholder
 from shared.store.tables import (
@@ -199,12 +201,15 @@ def write_claims_and_entries(
     desired: DesiredState,
     upn: str | None,
     now: datetime,
+    sequence: int,
 ) -> ClaimsWritten:
-    """Make the object's claims and `dirSyncProvisioningErrors` entries match `plan`.
+    """Make the object's claims and `dirSyncProvisioningErrors` entries match `plan`, and write the
+    conflicts it opens and ends to their history (as made by the object's export `sequence`).
 
     The UPN it ends with is `upn`, unless that is a proposed placeholder somebody holds, which is
     replaced by a free one (the caller writes it to the object's row).
     """
+    record_changes(connection, change_rows(tenant.id, obj.id, sequence, conflict_changes(current, plan), now))
     claim = set(plan.claim)
     placeholder = value_key(upn) if plan.needs_placeholder and upn is not None else None
     if placeholder is not None:

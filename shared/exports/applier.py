@@ -36,6 +36,7 @@ from shared.core.decision import (
     plan_export,
 )
 from shared.core.export import ErrorCode, Export, ExportRejected, parse_export
+from shared.core.history import conflict_changes
 from shared.core.values import value_key
 from shared.core.waves import next_wave
 from shared.directory.claims import (
@@ -47,6 +48,7 @@ from shared.directory.claims import (
     release_and_close,
     write_claims_and_entries,
 )
+from shared.directory.history import change_rows, record_changes
 from shared.directory.objects import (
     ObjectRow,
     TenantInfo,
@@ -506,6 +508,17 @@ class ExportApplier:
             claimed.append((p.entry.tenant, p.obj, claim))
         opened = [(p.entry.tenant, p.obj, _newly_opened(p.current, p.plan)) for p in planned if p.obj is not None]
         held_elsewhere = claim_values_many(connection, claimed, opened, now)
+        record_changes(
+            connection,
+            [
+                row
+                for p in planned
+                if p.obj is not None
+                for row in change_rows(
+                    p.entry.tenant.id, p.obj.id, p.entry.export.sequence, conflict_changes(p.current, p.plan), now
+                )
+            ],
+        )
         for p in planned:
             assert p.obj is not None
             tenant, export, desired = p.entry.tenant, p.entry.export, p.entry.desired
@@ -569,7 +582,7 @@ class ExportApplier:
             if obj.deleted and not export.is_delete:
                 values["object_id"] = obj.object_id = str(uuid.uuid4())  # re-created: a new cloud object
             update_object(connection, obj, values)
-        written = write_claims_and_entries(connection, tenant, obj, current, plan, desired, upn, now)
+        written = write_claims_and_entries(connection, tenant, obj, current, plan, desired, upn, now, export.sequence)
         if written.upn != upn:
             update_object(connection, obj, {"upn": written.upn})
         newly = len(_newly_opened(current, plan))
@@ -602,7 +615,7 @@ class ExportApplier:
             return Outcome("nothing-to-release", tenant.name, obj.object_id)
         upn = effective_upn(tenant, desired, plan)
         update_object(connection, obj, {"upn": upn, "proxy_addresses": list(plan.proxy_addresses)})
-        written = write_claims_and_entries(connection, tenant, obj, current, plan, desired, upn, now)
+        written = write_claims_and_entries(connection, tenant, obj, current, plan, desired, upn, now, obj.last_sequence)
         if written.upn != upn:
             update_object(connection, obj, {"upn": written.upn})
         return Outcome(

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session, aliased
 
+from shared.directory.history import record_report
 from shared.queries.failures import FailureRow
 from shared.store.tables import (
     ClaimedValue,
@@ -168,13 +170,23 @@ def _latest_failures(session: Session, tenant: Tenant, limit: int) -> tuple[Fail
     )
 
 
-def mark_reported(session: Session, entry_ids: list[int], when: datetime) -> int:
-    """Only the entries that went out are marked; ones created meanwhile wait for the next report."""
-    if not entry_ids:
-        return 0
-    result = session.execute(
-        update(ProvisioningError)
-        .where(ProvisioningError.id.in_(entry_ids), ProvisioningError.reported_at.is_(None))
-        .values(reported_at=when)
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+def mark_reported(session: Session, tenant_id: int, shown: TenantReport, when: datetime) -> int:
+    """Only the entries that went out are marked; ones created meanwhile wait for the next report.
+    The report is kept with a `reported` event in the history of each conflict it marked."""
+    marked: list[Any] = []
+    if shown.entry_ids:
+        marked = list(
+            session.execute(
+                update(ProvisioningError)
+                .where(ProvisioningError.id.in_(shown.entry_ids), ProvisioningError.reported_at.is_(None))
+                .values(reported_at=when)
+                .returning(
+                    ProvisioningError.object_pk,
+                    ProvisioningError.key,
+                    ProvisioningError.property_name,
+                    ProvisioningError.property_value,
+                )
+            )
+        )
+    record_report(session, tenant_id, when, shown.recipients, marked, len(shown.failures))
+    return len(marked)

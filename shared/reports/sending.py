@@ -101,13 +101,14 @@ def _report_one(name: str, settings: Settings, locks: LockManager) -> ReportOutc
     try:
         with transaction() as session:
             tenant = require(session, name)
+            tenant_id = tenant.id
             report = gather(session, tenant, settings.report_max_entries, settings.report_base_url)
         if report.is_empty:
             return ReportOutcome(name, 0, 0, None)
         message, shown = fit_email(report, settings.smtp_from, settings.report_max_bytes)
         where = deliver(message, settings)
         with transaction() as session:
-            mark_reported(session, shown.entry_ids, utcnow())
+            mark_reported(session, tenant_id, shown, utcnow())
         return ReportOutcome(
             name, len(shown.conflicts), report.failures_total, where, report.conflicts_total - len(shown.conflicts)
         )

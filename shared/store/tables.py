@@ -173,6 +173,41 @@ class FailedExport(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1)
 
 
+class SentReport(Base):
+    """An error-report email that went out; the `reported` events of a conflict's history name it."""
+
+    __tablename__ = "sent_reports"
+    __table_args__ = (Index(None, "tenant_id", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recipients: Mapped[str] = mapped_column(Text)  # comma-separated, as the email was addressed
+    conflicts: Mapped[int] = mapped_column(Integer)  # new quarantines it reported
+    failures: Mapped[int] = mapped_column(Integer)
+
+
+class ConflictEventRow(Base):
+    """One step of a conflict's history (a waiting object and one value): opened, reported, released
+    (the waiter got the value) or dropped (it stopped asking). Kept CONFLICT_HISTORY_RETENTION_DAYS
+    after the conflict ends; the provisioning-error entry itself goes when the conflict ends."""
+
+    __tablename__ = "conflict_events"
+    __table_args__ = (Index(None, "object_pk", "key", "at"), Index(None, "tenant_id", "at"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    object_pk: Mapped[int] = mapped_column(ForeignKey("directory_objects.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(1123))
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    property_name: Mapped[str] = mapped_column(String(32))
+    property_value: Mapped[str] = mapped_column(String(1123))
+    sequence: Mapped[int | None] = mapped_column(BigInteger)
+    holder_object_id: Mapped[str | None] = mapped_column(String(36))
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("sent_reports.id", ondelete="SET NULL"))
+
+
 class ApiToken(Base):
     """A tenant's API token; only the SHA-256 of its secret is kept, so a database dump grants nothing."""
 
@@ -193,3 +228,4 @@ claims = cast(Table, ClaimedValue.__table__)
 entries = cast(Table, ProvisioningError.__table__)
 failures = cast(Table, FailedExport.__table__)
 tenants = cast(Table, Tenant.__table__)
+conflict_events = cast(Table, ConflictEventRow.__table__)

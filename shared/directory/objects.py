@@ -9,6 +9,7 @@ independent exports of a batch pay those four once for all of them (`lock_object
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from sqlalchemy import (
     literal,
     null,
     select,
+    text,
     tuple_,
     union_all,
     update,
@@ -302,20 +304,52 @@ def _new_row(row_id: int, object_id: str, values: dict[str, Any]) -> ObjectRow:
     )
 
 
-_INSERT_OBJECTS = insert(objects).returning(objects.c.id, sort_by_parameter_order=True)
+# Many new objects in one statement with one array parameter per column, the statement text the same
+# whatever the number of rows. Measured (py-spy, pool processes, 4,000 new users): SQLAlchemy's
+# multi-row INSERT ... VALUES was 31 % of a batch's time, half of it psycopg converting a query text
+# that differed with every batch size and so was never cached.
+_OBJECT_ARRAYS = {
+    "tenant_id": "bigint",
+    "source_anchor": "text",
+    "object_id": "text",
+    "object_class": "text",
+    "display_name": "text",
+    "wanted_upn": "text",
+    "upn": "text",
+    "wanted_proxy_addresses": "jsonb",
+    "proxy_addresses": "jsonb",
+    "attributes": "jsonb",
+    "last_sequence": "bigint",
+    "deleted": "boolean",
+    "updated_at": "timestamptz",
+}
+_JSON_COLUMNS = frozenset(c for c, t in _OBJECT_ARRAYS.items() if t == "jsonb")
+_INSERT_OBJECTS = text(
+    f"""
+    INSERT INTO {objects.name} ({", ".join(_OBJECT_ARRAYS)})
+    SELECT {", ".join(f"n.{c}::jsonb" if c in _JSON_COLUMNS else f"n.{c}" for c in _OBJECT_ARRAYS)}
+    FROM unnest({", ".join(f"CAST(:{c} AS {'text' if t == 'jsonb' else t}[])" for c, t in _OBJECT_ARRAYS.items())})
+        AS n({", ".join(_OBJECT_ARRAYS)})
+    RETURNING id, tenant_id, source_anchor
+    """
+)
 
 
 def insert_objects(connection: Connection, rows: list[tuple[TenantInfo, str, dict[str, Any]]]) -> list[ObjectRow]:
-    """Many new object rows (tenant, source anchor, values, every values dict with the same columns)
-    in one multi-row INSERT ... RETURNING; the rows come back in the order given."""
+    """Many new object rows (tenant, source anchor, values) in one PostgreSQL statement; the rows
+    come back in the order given."""
     if not rows:
         return []
     params = [
         {"tenant_id": tenant.id, "source_anchor": anchor, "object_id": str(uuid.uuid4()), **values}
         for tenant, anchor, values in rows
     ]
-    ids = connection.execute(_INSERT_OBJECTS, params).scalars().all()
-    return [_new_row(row_id, p["object_id"], p) for row_id, p in zip(ids, params, strict=True)]
+    columns = {
+        column: [json.dumps(p[column]) if column in _JSON_COLUMNS else p[column] for p in params]
+        for column in _OBJECT_ARRAYS
+    }
+    ids = {(tenant_id, anchor): row_id for row_id, tenant_id, anchor in connection.execute(_INSERT_OBJECTS, columns)}
+    return [_new_row(ids[(p["tenant_id"], p["source_anchor"])], p["object_id"], p) for p in params]
 
 
 def update_object(connection: Connection, obj: ObjectRow, values: dict[str, Any]) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections.abc import Iterable
-from typing import Any, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO, TypeVar
 
 import click
 from redis import Redis
@@ -13,15 +12,18 @@ from redis import Redis
 from shared import queries
 from shared.cli.root import cli, emit_json, emit_table, first_line, json_option, redact, tenant_option
 from shared.core.timestamps import iso_utc
-from shared.exports.failures import retry_messages, unattributed
+from shared.exports.failures import unattributed
 from shared.exports.post_ledger import outcomes, wait_for
 from shared.exports.producer import PostInterrupted, PostResult, post_exports
 from shared.exports.producer import as_json as post_result_json
+from shared.exports.retry import retry_failed_exports
 from shared.settings import get_settings
 from shared.store.engine import transaction
 from shared.tenants.registry import (
     require,
 )
+
+Posted = TypeVar("Posted")
 
 # --- post ---------------------------------------------------------------------------------------
 
@@ -64,7 +66,7 @@ def _print_post(payload: dict[str, Any]) -> None:
 def post(source: TextIO, wait: bool, timeout: float, as_json: bool) -> None:
     """Enqueue the JSON-lines exports in SOURCE (a file, or - for stdin); a bad line never stops the others."""
     settings = get_settings()
-    result = _post_or_explain(source, as_json)
+    result = _explained(lambda: post_exports(source, settings), as_json)
     payload = _post_payload(result)
     finished = True
     if wait:
@@ -83,11 +85,11 @@ def post(source: TextIO, wait: bool, timeout: float, as_json: bool) -> None:
         )
 
 
-def _post_or_explain(lines: Iterable[str], as_json: bool, tenant: str | None = None) -> PostResult:
-    """Post (bound to `tenant`, when given); when the broker fails part-way, show what was enqueued and
+def _explained(posting: Callable[[], Posted], as_json: bool) -> Posted:
+    """Run a post (or a retry, which is one); when the broker fails part-way, show what was enqueued and
     say that posting again is safe."""
     try:
-        return post_exports(lines, get_settings(), tenant=tenant)
+        return posting()
     except PostInterrupted as interrupted:
         done = interrupted.result
         if as_json:
@@ -185,11 +187,10 @@ def failures_retry(tenant_name: str, source_anchor: str | None, wait: bool, time
     settings = get_settings()
     with transaction() as session:
         require(session, tenant_name)
-    lines = retry_messages(settings.database_url, tenant_name, source_anchor)
-    first = next(lines, None)
-    if source_anchor is not None and first is None:
+    retried = _explained(lambda: retry_failed_exports(settings, tenant_name, source_anchor=source_anchor), as_json)
+    if source_anchor is not None and retried.found == 0:
         raise click.ClickException(f"tenant {tenant_name!r} has no failed export for sourceAnchor {source_anchor!r}")
-    result = _post_or_explain(itertools.chain([first] if first is not None else [], lines), as_json, tenant_name)
+    result = retried.sent
     payload = _post_payload(result)
     for listed, rejected in zip(result.rejected, payload["rejected"], strict=True):
         rejected["sourceAnchor"] = listed.source_anchor

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -279,16 +279,25 @@ def retry_candidates(session: Session, tenant: str, source_anchor: str | None = 
     return list(session.scalars(query.order_by(FailedExport.first_failed, FailedExport.id)))
 
 
-def retry_messages(database_url: str, tenant: str, source_anchor: str | None = None, page: int = 500) -> Iterator[str]:
+def retry_messages(
+    database_url: str,
+    tenant: str,
+    source_anchor: str | None = None,
+    page: int = 500,
+    failure_ids: Collection[int] | None = None,
+) -> Iterator[str]:
     """The messages of the tenant's failed exports (as `retry_candidates`), read a page at a time.
 
     A retry of any number of failures holds one page, and no read stays open while the retry files
     failures anew. Only failures on file when the read began are sent: one the retry itself files
-    (a line still invalid, under a new row) is not sent again by the same retry.
+    (a line still invalid, under a new row) is not sent again by the same retry. `failure_ids` narrows
+    the retry to those rows (the web report's buttons); an id of another tenant matches nothing.
     """
     scope = [failures.c.tenant == tenant, failures.c.raw.is_not(None)]
     if source_anchor is not None:
         scope.append(failures.c.source_anchor == source_anchor)
+    if failure_ids is not None:
+        scope.append(failures.c.id.in_(sorted(set(failure_ids))))
     engine = get_engine(database_url)
     with engine.connect() as connection:
         ceiling = connection.scalar(select(func.max(failures.c.id)).where(*scope))

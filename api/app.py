@@ -19,7 +19,20 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import directory, exports, features, graph, operations, outages, report, report_overview, scim
+from api import (
+    directory,
+    exports,
+    features,
+    graph,
+    operations,
+    outages,
+    report,
+    report_conflict,
+    report_downloads,
+    report_failures,
+    report_overview,
+    scim,
+)
 from api.auth import TenantNotFound
 from api.limits import BodyLimit
 from api.services import Services
@@ -85,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="syncguard", version="1", description=DESCRIPTION, lifespan=lifespan)
     faces = (graph, scim)  # last: their catch-alls
-    pages = (report, report_overview)  # the web report
+    pages = (report, report_conflict, report_failures, report_downloads, report_overview)  # the web report
     for module in (exports, directory, features, operations, *pages, *faces):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")

@@ -1,10 +1,12 @@
-"""The web error report: conflicts of Users, Groups and Contacts, one object's page, failed exports.
+"""The web error report: sign-in, conflicts of Users, Groups and Contacts, one object's page.
 
 Plain server-rendered HTML (Jinja2, autoescaped) with one stylesheet and no script. A person signs
 in with the tenant's API token in a small form; the browser then holds only an opaque, expiring
 session id (REPORT_SESSION_TTL_S) in an HttpOnly, SameSite=Strict cookie that only the report's pages
-accept. Sign-in and sign-out are form posts with CSRF tokens (api/report_session.py); one without a
-valid token is refused with 403 and changes nothing.
+accept. Sign-in, sign-out and the failed exports' retry are form posts with CSRF tokens
+(api/report_session.py); one without a valid token is refused with 403 and changes nothing. One
+conflict side by side (api/report_conflict.py), the failed exports tab (api/report_failures.py) and
+the CSV downloads (api/report_downloads.py) are pages of their own, on this module's helpers.
 """
 
 from __future__ import annotations
@@ -48,6 +50,16 @@ templates = Jinja2Templates(
 )
 templates.env.filters["path"] = lambda value: quote(str(value), safe="")
 templates.env.filters["when"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+templates.env.filters["moment"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
+
+
+def conflict_url(tenant: str, source_anchor: str, value: str) -> str:
+    """Where one conflict's side-by-side page lives (api/report_conflict.py): the waiter's anchor and
+    the value as it asked for it, which every conflict row knows."""
+    return f"/report/{quote(tenant, safe='')}/conflict?" + urlencode({"object": source_anchor, "value": value})
+
+
+templates.env.globals["conflict_url"] = conflict_url
 
 
 class SignInNeeded(Exception):
@@ -117,6 +129,13 @@ class ConflictQuery:
 
     def url(self, tenant: str, **changes: str | None) -> str:
         """This page's URL with some parameters changed (None drops one); the page token is dropped."""
+        return self._at(f"/report/{quote(tenant, safe='')}", changes)
+
+    def csv_url(self, tenant: str) -> str:
+        """The CSV download of the same filters and order (api/report_downloads.py), from the first row."""
+        return self._at(f"/report/{quote(tenant, safe='')}/conflicts.csv", {})
+
+    def _at(self, path: str, changes: dict[str, str | None]) -> str:
         params = {
             "type": self.object_type,
             "property": self.property_name,
@@ -126,7 +145,7 @@ class ConflictQuery:
         }
         params.update(changes)
         query = urlencode({k: v for k, v in params.items() if v})
-        return f"/report/{quote(tenant, safe='')}" + (f"?{query}" if query else "")
+        return path + (f"?{query}" if query else "")
 
 
 @router.get("", response_class=HTMLResponse)
@@ -149,8 +168,8 @@ def _sign_in_page(request: Request, tenant: str, next: str, error: str | None = 
     return response
 
 
-def _refused(request: Request, message: str, target: str, link: str) -> HTMLResponse:
-    """403 for a form post without a valid CSRF token: nothing was signed in or out."""
+def refused(request: Request, message: str, target: str, link: str) -> HTMLResponse:
+    """403 for a form post without a valid CSRF token: nothing was signed in or out, or sent."""
     return page(request, "refused.html", status_code=403, tenant=None, message=message, target=target, link=link)
 
 
@@ -165,7 +184,7 @@ def sign_in(
 ) -> Response:
     tenant, token = tenant.strip(), token.strip()
     if not report_session.sign_in_csrf_valid(request, csrf_token):
-        return _refused(
+        return refused(
             request,
             "This sign-in form has expired or did not come from this report, so nobody was signed in. "
             "Open the sign-in page again and sign in from there.",
@@ -194,7 +213,7 @@ def sign_out(request: Request, csrf_token: Annotated[str, Form(max_length=128)] 
     record = report_session.stored_record(request)
     if record is not None:
         if not record.csrf_matches(csrf_token):
-            return _refused(
+            return refused(
                 request,
                 "This sign-out form did not come from this report, so you are still signed in. "
                 "Use the Sign out button on a report page.",
@@ -287,10 +306,3 @@ def directory_object(
         properties=PROPERTIES,
         failure_count=queries.count_failures(session, row),
     )
-
-
-@router.get("/{tenant}/failures", response_class=HTMLResponse)
-def failures(request: Request, tenant: str, session: Annotated[Session, Depends(db_session)]) -> HTMLResponse:
-    row = report_tenant(request, tenant, session)
-    rows = queries.list_failures(session, row)
-    return page(request, "failures.html", tenant=row.name, tab="failures", failures=rows, failure_count=len(rows))

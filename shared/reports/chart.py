@@ -5,7 +5,7 @@ their content-security policy allows no inline style, so every colour and stroke
 api/static/report.css and the markup carries only geometry. Two panels share the day axis, each with
 its own scale: a tenant with 4,000 open conflicts and 3 releases a day would otherwise see no bars.
 The SVG names itself (`<title>`, `<desc>`, role="img"); the page puts the same figures beside it in a
-table for screen readers. Pure: no I/O, no clock.
+table for screen readers. Pure (pyproject's pure-core contract holds it to that): no I/O, no clock.
 """
 
 from __future__ import annotations

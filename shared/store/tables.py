@@ -159,7 +159,10 @@ class FailedExport(Base):
     """An export that did not apply: invalid, or refused in legacy mode. Kept until fixed."""
 
     __tablename__ = "failed_exports"
-    __table_args__ = (Index(None, "tenant", "source_anchor"),)
+    __table_args__ = (
+        Index(None, "tenant", "source_anchor"),
+        Index(None, "tenant", "last_failed", "id"),  # migration 0008: every list of them, newest first, by keyset
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     tenant: Mapped[str | None] = mapped_column(String(256))

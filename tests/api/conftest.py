@@ -13,6 +13,7 @@ from harness.local_services import free_port, uvicorn_api
 from shared.store.engine import transaction
 from shared.store.tables import Tenant
 from shared.tenants.tokens import issue_token
+from tests.api.browser import chromium, page  # noqa: F401 (Chromium fixtures for every browser test here)
 from tests.conftest import ARTIFACTS
 from tests.services import service_environment
 

@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 from redis import Redis
 
 from api.report_session import SIGN_IN_COOKIE
 from shared.exports.applier import ExportApplier
+from tests.api.browser import sign_in
 from tests.api.conftest import ApiServer
 from tests.api.history_scenario import History, apply_all, build_history
-from tests.api.test_report_browser import LAPTOP, browser, sign_in  # noqa: F401 (browser: a fixture)
 from tests.api.test_report_overview import SCREENSHOTS, drop_report_tenant, make_report_tenant, screenshot
 from tests.conftest import ARTIFACTS, export_line
 
@@ -48,14 +48,6 @@ def world(api_server: ApiServer, applier: ExportApplier, redis_client: Redis) ->
     apply_all(applier, lines[1:])
     yield built
     drop_report_tenant(access)
-
-
-@pytest.fixture
-def page(browser: Browser, api_server: ApiServer) -> Iterator[Page]:  # noqa: F811
-    context = browser.new_context(viewport=LAPTOP, base_url=api_server.url)
-    opened = context.new_page()
-    yield opened
-    context.close()
 
 
 def signed_in(page: Page, world: History, path: str = "") -> None:

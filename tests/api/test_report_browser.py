@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Cookie, Page, expect, sync_playwright
+from playwright.sync_api import Cookie, Page, expect
 from redis import Redis
 from sqlalchemy import delete
 
@@ -21,35 +20,15 @@ from shared.store.engine import transaction
 from shared.store.tables import FailedExport, Tenant
 from shared.tenants.registry import TenantSpec, create_tenant
 from shared.tenants.tokens import issue_token
+from tests.api.browser import screenshot as shoot
+from tests.api.browser import sign_in
 from tests.api.conftest import ApiServer, TenantAccess
 from tests.api.scenario import Directory, build_directory, post, post_and_wait
 from tests.conftest import ARTIFACTS, export_line
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-LAPTOP = {"width": 1366, "height": 768}
 SCREENSHOTS = ARTIFACTS / "report"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"the browser tests need Debian's chromium at {CHROMIUM}: ./scripts/test installs it (as root)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")
@@ -77,25 +56,8 @@ def reported(api_server: ApiServer, workers: object, redis_client: Redis) -> Ite
         session.execute(delete(FailedExport).where(FailedExport.tenant == name))
 
 
-@pytest.fixture
-def page(browser: Browser, api_server: ApiServer) -> Iterator[Page]:
-    context = browser.new_context(viewport=LAPTOP, base_url=api_server.url)
-    opened = context.new_page()
-    yield opened
-    context.close()
-
-
 def screenshot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-def sign_in(page: Page, access: TenantAccess, token: str | None = None) -> None:
-    page.goto(f"/report/{access.name}")
-    expect(page.get_by_role("heading", name="Open a tenant's error report")).to_be_visible()
-    expect(page.get_by_label("Tenant")).to_have_value(access.name)
-    page.get_by_label("API token").fill(token or access.token)
-    page.get_by_role("button", name="Open report").click()
+    shoot(page, SCREENSHOTS, name)
 
 
 def rows(page: Page) -> list[str]:

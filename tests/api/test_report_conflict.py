@@ -13,7 +13,7 @@ from html import unescape
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect
 from redis import Redis
 from sqlalchemy import delete
 
@@ -22,9 +22,10 @@ from shared.store.engine import transaction
 from shared.store.tables import FailedExport, Tenant
 from shared.tenants.registry import TenantSpec, create_tenant
 from shared.tenants.tokens import issue_token
+from tests.api.browser import screenshot as shoot
+from tests.api.browser import sign_in
 from tests.api.conftest import ApiServer, TenantAccess
 from tests.api.scenario import Directory, build_directory
-from tests.api.test_report_browser import CHROMIUM, CHROMIUM_ARGS, LAPTOP, sign_in
 from tests.api.test_report_pages import browser as http_browser
 from tests.conftest import ARTIFACTS, export_line
 
@@ -35,23 +36,7 @@ COMPARE_LINK = re.compile(r'<a class="compare" href="([^"]+)"')
 
 
 def screenshot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(chromium: Browser, api_server: ApiServer) -> Iterator[Page]:
-    context = chromium.new_context(viewport=LAPTOP, base_url=api_server.url)
-    yield context.new_page()
-    context.close()
+    shoot(page, SCREENSHOTS, name)
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ The screenshot goes to test-artifacts/screenshots/conflict-history.png.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from redis import Redis
 
 from shared.core.values import value_key
@@ -17,22 +17,13 @@ from shared.exports.applier import ExportApplier
 from shared.locks.manager import LockManager
 from shared.reports.sending import send_error_reports
 from shared.settings import Settings
-from tests.api.conftest import ApiServer, TenantAccess
-from tests.api.test_report_browser import CHROMIUM, CHROMIUM_ARGS, LAPTOP, sign_in
+from tests.api.browser import screenshot, sign_in
+from tests.api.conftest import TenantAccess
 from tests.conftest import ARTIFACTS, export_line
 from tests.services import MailCatcher
 from tests.shared.test_cli import syncguard_json
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def page(api_server: ApiServer) -> Iterator[Page]:
-    with sync_playwright() as playwright:
-        browser: Browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport=LAPTOP, base_url=api_server.url)
-        yield context.new_page()
-        browser.close()
 
 
 def test_open_report_release_shows_on_the_conflict_page_and_in_object_show(
@@ -61,8 +52,7 @@ def test_open_report_release_shows_on_the_conflict_page_and_in_object_show(
     expect(history.nth(0)).to_contain_text("by export sequence 7")
     expect(history.nth(1)).to_contain_text("in the error report no.")
     expect(history.nth(2)).to_contain_text("the value went to Bob")
-    (ARTIFACTS / "screenshots").mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "screenshots" / "conflict-history.png"), full_page=True)
+    screenshot(page, ARTIFACTS / "screenshots", "conflict-history")
 
     shown = syncguard_json("object", "show", "--tenant", name, "--source-anchor", "bob", "--history")
     assert [(e["event"], e["propertyValue"]) for e in shown["conflictHistory"]] == [

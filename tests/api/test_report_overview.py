@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 from redis import Redis
 from sqlalchemy import delete, select
 
@@ -26,6 +26,8 @@ from shared.store.engine import transaction
 from shared.store.tables import FailedExport, SentReport, Tenant
 from shared.tenants.registry import TenantSpec, create_tenant
 from shared.tenants.tokens import issue_token
+from tests.api.browser import screenshot as shoot
+from tests.api.browser import sign_in
 from tests.api.conftest import ApiServer, TenantAccess
 from tests.api.history_scenario import (
     History,
@@ -34,7 +36,6 @@ from tests.api.history_scenario import (
     failures_by_code_in_sql,
     open_entries_in_sql,
 )
-from tests.api.test_report_browser import LAPTOP, browser, sign_in  # noqa: F401 (browser: a fixture)
 from tests.api.test_report_pages import browser as http_browser
 from tests.conftest import ARTIFACTS
 
@@ -72,17 +73,8 @@ def history(api_server: ApiServer, applier: ExportApplier, redis_client: Redis) 
     drop_report_tenant(access)
 
 
-@pytest.fixture
-def page(browser: Browser, api_server: ApiServer) -> Iterator[Page]:  # noqa: F811
-    context = browser.new_context(viewport=LAPTOP, base_url=api_server.url)
-    opened = context.new_page()
-    yield opened
-    context.close()
-
-
 def screenshot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    shoot(page, SCREENSHOTS, name)
 
 
 def open_overview(page: Page, history: History) -> None:

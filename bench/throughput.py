@@ -77,7 +77,9 @@ def reset_store() -> None:
     from shared.store.engine import get_engine
 
     with get_engine().begin() as connection:
-        connection.execute(text("TRUNCATE directory_objects, claimed_values, provisioning_errors, conflict_events, failed_exports"))
+        connection.execute(
+            text("TRUNCATE directory_objects, claimed_values, provisioning_errors, conflict_events, failed_exports")
+        )
 
 
 def measure(exports: int, conflict_percent: float, workers: int, rounds: int = 3) -> dict[str, float]:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from shared.directory.history import prune_conflict_history
 from shared.exports.redelivery import redeliver_stranded
 from shared.messaging import REDELIVER_STRANDED_EXPORTS, RELEASE_RESOLVED_CONFLICTS, SEND_ERROR_REPORTS
 from shared.metrics.activity import count_quarantines
-from shared.release.sweep import prune_conflict_history, sweep
+from shared.release.sweep import sweep
 from shared.reports.sending import send_error_reports as send_reports
 from shared.settings import Settings
 from workers.context import WorkerContext

@@ -8,14 +8,16 @@ batch wave that opens or ends a conflict, and nothing for the others.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, exists, insert, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from shared.core.history import ENDS, ConflictChange
-from shared.store.tables import ConflictEventRow, SentReport, conflict_events
+from shared.settings import Settings
+from shared.store.engine import transaction
+from shared.store.tables import ConflictEventRow, SentReport, conflict_events, utcnow
 
 
 def change_rows(
@@ -83,6 +85,14 @@ def record_report(
             ],
         )
     return report.id
+
+
+def prune_conflict_history(settings: Settings) -> int:
+    """Delete the histories of conflicts that ended more than CONFLICT_HISTORY_RETENTION_DAYS ago
+    (the hourly sweep's task calls it once the sweep is through)."""
+    cutoff = utcnow() - timedelta(days=settings.conflict_history_retention_days)
+    with transaction(settings.database_url) as session:
+        return prune_history(session, cutoff)
 
 
 def prune_history(session: Session, ended_before: datetime) -> int:

@@ -9,17 +9,14 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from sqlalchemy import and_, select, tuple_
 from sqlalchemy.orm import aliased
 
-from shared.directory.history import prune_history
 from shared.exports.applier import ExportApplier
 from shared.exports.outcomes import Outcome
-from shared.settings import Settings
 from shared.store.engine import get_engine, transaction
-from shared.store.tables import ClaimedValue, DirectoryObject, ProvisioningError, Tenant, utcnow
+from shared.store.tables import ClaimedValue, DirectoryObject, ProvisioningError, Tenant
 
 Cursor = tuple[int, str]
 
@@ -145,10 +142,3 @@ def _release_chain(applier: ExportApplier, tenant: str, anchor: str, key: str, f
             released += 1
             outcomes.extend(applier.release(tenant, freed) for freed in outcome.freed_with_waiters)
     return released
-
-
-def prune_conflict_history(settings: Settings) -> int:
-    """Delete the histories of conflicts that ended more than CONFLICT_HISTORY_RETENTION_DAYS ago."""
-    cutoff = utcnow() - timedelta(days=settings.conflict_history_retention_days)
-    with transaction(settings.database_url) as session:
-        return prune_history(session, cutoff)

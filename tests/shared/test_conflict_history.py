@@ -13,10 +13,10 @@ from sqlalchemy import func, select, text, update
 
 from shared.cli import cli
 from shared.core.values import value_key
+from shared.directory.history import prune_conflict_history
 from shared.exports.applier import ExportApplier
 from shared.locks.manager import LockManager
 from shared.queries.conflict_history import conflict_history, daily_conflict_series, object_history
-from shared.release.sweep import prune_conflict_history
 from shared.reports.sending import send_error_reports
 from shared.settings import Settings
 from shared.store.engine import transaction
